@@ -1,0 +1,69 @@
+//! # veridoc
+//!
+//! A photo-verification engine: it decodes submitted photos, resizes and normalizes them
+//! for a model on the CPU (rayon + `fast_image_resize`) or the GPU (wgpu compute shaders),
+//! and keeps both paths in agreement as a tested guarantee.
+//!
+//! ## Quick start
+//!
+//! ```
+//! use veridoc::{Engine, Frame, Input, Pipeline, Layout};
+//!
+//! let engine = Engine::builder().cpu_threads(2).build()?;
+//! let pipeline = Pipeline::new().fit(224, 224).imagenet().layout(Layout::Nchw);
+//! let inputs = vec![
+//!     Input::frame("synthetic", Frame::synthetic(640, 480, 7)),
+//!     Input::bytes("broken.jpg", vec![0xFF, 0xD8, 0xFF, 0x00]),
+//! ];
+//! let out = engine.run(&pipeline, &inputs)?;
+//! assert_eq!(out.items[0].result.as_ref().unwrap().shape(), &[3, 224, 224]);
+//! assert!(out.items[1].result.is_err()); // one bad photo never stops a batch
+//! println!("{}", out.report);
+//! # Ok::<(), veridoc::Error>(())
+//! ```
+//!
+//! ## How an image flows
+//!
+//! 1. [`decode`]: the format comes from the content; limits are checked from the header
+//!    before any large allocation; JPEGs are decoded at a reduced DCT scale when the pipeline
+//!    downsamples by 2x or more (shrink-on-load, `Pipeline::exact` turns it off); EXIF
+//!    orientation is applied; alpha is flattened.
+//! 2. [`geometry`]: crop, fit/fill/stretch/shorter-side and letterbox placement, computed
+//!    once per image and shared by both paths.
+//! 3. [`resample`] and [`plan`]: fixed-point resize coefficients and per-channel value tables,
+//!    computed on the host by the same code for both paths.
+//! 4. The CPU path (`src/cpu/`) resizes with `fast_image_resize` and writes the output in one
+//!    fused pass (channel order, normalize, layout, dtype).
+//!
+//! ## Crate layout
+//!
+//! `spec` (what to do) · `decode` (bytes to RGB8) · `geometry`, `resample`, `plan` (shared
+//! math) · `cpu/` (execution on rayon) · `engine` (batches, reports) · `tensor` (output).
+
+#![deny(unsafe_code)]
+
+mod cpu;
+pub mod decode;
+mod engine;
+mod error;
+mod frame;
+pub mod geometry;
+mod input;
+pub mod plan;
+pub mod resample;
+mod spec;
+mod tensor;
+
+pub use decode::{DecodeInfo, DecodeLimits, ImageFormat};
+pub use engine::{BatchOutput, BatchReport, Device, Engine, EngineBuilder, Item};
+pub use error::{fmt_bytes, Error, ErrorKind, GpuError, LimitError, Result};
+pub use frame::Frame;
+pub use input::Input;
+pub use spec::{
+    Anchor, ChannelOrder, Crop, DType, DecodeOptions, Filter, Layout, Normalize, Pipeline, Resize,
+    IMAGENET_MEAN, IMAGENET_STD, MAX_OUTPUT_SIDE,
+};
+pub use tensor::{Tensor, TensorData};
+
+/// The engine version, part of every persistent cache key.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
