@@ -12,9 +12,13 @@ use crate::geometry::Geometry;
 use crate::resample::ResizeCoeffs;
 use crate::spec::{ChannelOrder, DType, Pipeline};
 
-/// Output value for every (output channel, 8-bit input value).
+/// How 8-bit-scale values become output values, and the tables that cache it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValueLut {
+    /// `(mean, std)` per output channel when normalizing.
+    pub normalize: Option<[(f32, f32); 3]>,
+    /// Divide by 255.
+    pub scale: bool,
     /// f32 values, `[channel][value]` (for f32 and f16 outputs).
     pub f32: Vec<[f32; 256]>,
     /// f16 values, `[channel][value]`, rounded to nearest even from `f32`.
@@ -26,25 +30,47 @@ impl ValueLut {
     /// `v` otherwise; computed in f32 as torchvision does.
     pub fn new(p: &Pipeline) -> ValueLut {
         let n = p.out_channels();
-        let mut f32s = vec![[0f32; 256]; n];
-        let mut f16s = vec![[f16::ZERO; 256]; n];
+        let mut lut = ValueLut {
+            normalize: p
+                .normalize
+                .map(|nm| std::array::from_fn(|c| (nm.mean[c], nm.std[c]))),
+            scale: p.scale || p.normalize.is_some(),
+            f32: vec![[0f32; 256]; n],
+            f16: vec![[f16::ZERO; 256]; n],
+        };
         for c in 0..n {
             for v in 0..256usize {
-                let x = v as f32;
-                let y = match p.normalize {
-                    Some(nm) => (x / 255.0 - nm.mean[c]) / nm.std[c],
-                    None if p.scale => x / 255.0,
-                    None => x,
-                };
-                f32s[c][v] = y;
-                f16s[c][v] = f16::from_f32(y);
+                let y = lut.map(c, v as f32);
+                lut.f32[c][v] = y;
+                lut.f16[c][v] = f16::from_f32(y);
             }
         }
-        ValueLut {
-            f32: f32s,
-            f16: f16s,
+        lut
+    }
+
+    /// The value of channel `c` for an input on the 0..=255 scale (fractional for the float
+    /// resize arithmetic). Shaders compute exactly this expression.
+    #[inline]
+    pub fn map(&self, c: usize, v: f32) -> f32 {
+        match self.normalize {
+            Some(ms) => (v / 255.0 - ms[c].0) / ms[c].1,
+            None if self.scale => v / 255.0,
+            None => v,
         }
     }
+}
+
+/// Luma of float RGB on the 0..=255 scale, the float twin of [`luma`].
+#[inline]
+pub fn luma_f32(r: f32, g: f32, b: f32) -> f32 {
+    (19595.0 * r + 38470.0 * g + 7471.0 * b) / 65536.0
+}
+
+/// Rounds a float value on the 0..=255 scale to 8 bits: `floor(v + 0.5)`, clamped (both paths
+/// use this form; WGSL's `round` would tie to even).
+#[inline]
+pub fn round_u8(v: f32) -> u8 {
+    (v + 0.5).floor().clamp(0.0, 255.0) as u8
 }
 
 /// ITU-R 601 luma on 8-bit RGB, Pillow's `L` conversion: `(19595 R + 38470 G + 7471 B +

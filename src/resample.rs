@@ -10,12 +10,14 @@
 //!    `precompute_coefficients`, itself Pillow's `precompute_coeffs`): for every output pixel
 //!    the first source index and f64 weights that sum to 1, with the support scaled by the
 //!    reduction factor on downscale (antialiasing).
-//! 3. [`FixedCoeffs::new`] turns them into i16 fixed point with a per-axis precision, as
-//!    `fast_image_resize` does for 8-bit images (Pillow-SIMD's scheme).
-//! 4. Both passes compute `clamp((2^(p-1) + sum(k_i * x_i)) >> p, 0, 255)` in i32, vertical
-//!    pass first over the columns the horizontal pass needs. [`resize_reference`] is that
-//!    arithmetic in plain Rust: the tests check the CPU path against it (bit-exact), and the
-//!    GPU shaders implement the same integer arithmetic.
+//! 3. [`AxisWeights::new`] turns them into i16 fixed point with a per-axis precision, as
+//!    `fast_image_resize` does for 8-bit images (Pillow-SIMD's scheme), and into f32.
+//! 4. [`Arithmetic`] picks how the passes run, per filter. `Fixed8` (kernels without negative
+//!    lobes): both passes compute `clamp((2^(p-1) + sum(k_i * x_i)) >> p, 0, 255)` in i32,
+//!    vertical first over the columns the horizontal pass needs; [`resize_fixed_reference`] is
+//!    that arithmetic in plain Rust, the CPU path matches it bit for bit, and the shaders
+//!    implement it in integers. `Float32` (bicubic, lanczos3): the same passes in f32 with an
+//!    unrounded intermediate, on both paths.
 
 use crate::spec::Filter;
 
@@ -169,19 +171,44 @@ pub fn identity(out_size: u32, offset: u32) -> Coeffs {
     }
 }
 
-/// Fixed-point weights for 8-bit images: i16 values scaled by `2^precision`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct FixedCoeffs {
-    /// Fractional bits of every weight on this axis.
-    pub precision: u32,
-    /// Stride of `values` per output pixel.
+/// How a resize is computed. Both paths follow the same choice.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Arithmetic {
+    /// 8-bit fixed point with an 8-bit intermediate (Pillow-SIMD's scheme, what
+    /// `fast_image_resize` runs with SIMD). Exact to one level for kernels without negative
+    /// lobes: the intermediate rounding error cannot be amplified.
+    Fixed8,
+    /// f32 with an unrounded intermediate clamped to [0, 255]. Used for kernels with negative
+    /// lobes (bicubic, lanczos3), whose weights amplify an 8-bit intermediate's rounding past
+    /// one level (measured: 1.05 levels on a 13x7 -> 41x29 bicubic upscale).
+    Float32,
+}
+
+impl Arithmetic {
+    /// The arithmetic a filter needs to stay within one level of the exact result.
+    pub fn for_filter(filter: Filter) -> Arithmetic {
+        match filter {
+            Filter::Bicubic | Filter::Lanczos3 => Arithmetic::Float32,
+            _ => Arithmetic::Fixed8,
+        }
+    }
+}
+
+/// Weights of one axis in both representations.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AxisWeights {
+    /// Stride of the weight arrays per output pixel.
     pub window: usize,
     /// First source index per output pixel.
     pub starts: Vec<u32>,
     /// Taps per output pixel.
     pub sizes: Vec<u32>,
-    /// Weights, `window` per output pixel, zero-padded.
-    pub values: Vec<i16>,
+    /// Fractional bits of the fixed-point weights on this axis.
+    pub precision: u32,
+    /// Fixed-point weights `round(w * 2^precision)`, `window` per output pixel.
+    pub fixed: Vec<i16>,
+    /// The same weights as f32, `window` per output pixel.
+    pub float: Vec<f32>,
 }
 
 /// 8 bits of result plus 2 bits of headroom for negative lobes in an i32 accumulator.
@@ -189,10 +216,11 @@ const PRECISION_BITS: u32 = 32 - 8 - 2;
 /// Weights are stored as i16.
 const MAX_COEFFS_PRECISION: u32 = 16 - 1;
 
-impl FixedCoeffs {
-    /// Quantizes f64 weights the way `fast_image_resize`'s `Normalizer16` does: the largest
-    /// precision for which the biggest weight still fits an i16, then `round(w * 2^p)`.
-    pub fn new(c: &Coeffs) -> FixedCoeffs {
+impl AxisWeights {
+    /// Quantizes f64 weights the way `fast_image_resize`'s `Normalizer16` does (the largest
+    /// precision for which the biggest weight still fits an i16, then `round(w * 2^p)`), and
+    /// rounds them to f32 for the float arithmetic.
+    pub fn new(c: &Coeffs) -> AxisWeights {
         let max_weight = c.values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
         let max_weight = if max_weight.is_finite() {
             max_weight
@@ -208,17 +236,17 @@ impl FixedCoeffs {
             }
         }
         let scale = (1i64 << precision) as f64;
-        let values = c
-            .values
-            .iter()
-            .map(|&v| (v * scale).round() as i16)
-            .collect();
-        FixedCoeffs {
-            precision,
+        AxisWeights {
             window: c.window,
             starts: c.starts.clone(),
             sizes: c.sizes.clone(),
-            values,
+            precision,
+            fixed: c
+                .values
+                .iter()
+                .map(|&v| (v * scale).round() as i16)
+                .collect(),
+            float: c.values.iter().map(|&v| v as f32).collect(),
         }
     }
 
@@ -232,13 +260,19 @@ impl FixedCoeffs {
         self.starts.is_empty()
     }
 
-    /// Taps of output pixel `i`.
-    pub fn taps(&self, i: usize) -> &[i16] {
+    /// Fixed-point taps of output pixel `i`.
+    pub fn fixed_taps(&self, i: usize) -> &[i16] {
         let s = i * self.window;
-        &self.values[s..s + self.sizes[i] as usize]
+        &self.fixed[s..s + self.sizes[i] as usize]
     }
 
-    /// Source columns `[first, last)` read by any output pixel.
+    /// f32 taps of output pixel `i`.
+    pub fn float_taps(&self, i: usize) -> &[f32] {
+        let s = i * self.window;
+        &self.float[s..s + self.sizes[i] as usize]
+    }
+
+    /// Source indices `[first, last)` read by any output pixel.
     pub fn source_span(&self) -> (u32, u32) {
         let first = self.starts.first().copied().unwrap_or(0);
         let last = self
@@ -251,7 +285,7 @@ impl FixedCoeffs {
         (first, last.max(first))
     }
 
-    /// `clamp((2^(p-1) + acc) >> p, 0, 255)`: the rounding step of both passes.
+    /// `clamp((2^(p-1) + acc) >> p, 0, 255)`: the rounding step of both fixed-point passes.
     #[inline]
     pub fn finish(&self, acc: i32) -> u8 {
         let rounded = (acc + (1i32 << self.precision.saturating_sub(1))) >> self.precision;
@@ -259,15 +293,18 @@ impl FixedCoeffs {
     }
 }
 
-/// Both axes of one resize, in the order the 8-bit path runs them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Both axes of one resize. Passes run vertical first, over the columns the horizontal pass
+/// needs (`column_offset .. column_offset + column_count`), in either arithmetic.
+#[derive(Debug, Clone, PartialEq)]
 pub struct ResizeCoeffs {
+    /// Which arithmetic the filter needs.
+    pub arithmetic: Arithmetic,
     /// Vertical pass: output rows from source rows.
-    pub vertical: FixedCoeffs,
+    pub vertical: AxisWeights,
     /// Horizontal pass: output columns from the vertical pass's columns, with starts
     /// relative to `column_offset`.
-    pub horizontal: FixedCoeffs,
-    /// First source column the vertical pass produces (the horizontal span's start).
+    pub horizontal: AxisWeights,
+    /// First source column the vertical pass produces.
     pub column_offset: u32,
     /// Columns the vertical pass produces.
     pub column_count: u32,
@@ -291,11 +328,12 @@ impl ResizeCoeffs {
         } else {
             identity(dst.1, top as u32)
         };
-        let vertical = FixedCoeffs::new(&v);
-        let mut horizontal = FixedCoeffs::new(&h);
+        let vertical = AxisWeights::new(&v);
+        let mut horizontal = AxisWeights::new(&h);
         let (first, last) = horizontal.source_span();
         horizontal.starts.iter_mut().for_each(|s| *s -= first);
         ResizeCoeffs {
+            arithmetic: Arithmetic::for_filter(filter),
             vertical,
             horizontal,
             column_offset: first,
@@ -304,17 +342,17 @@ impl ResizeCoeffs {
     }
 }
 
-/// The 8-bit two-pass resize in plain Rust (RGB, 3 bytes per pixel): the arithmetic both
-/// paths implement. Slow; for tests and as the readable definition.
-pub fn resize_reference(src: &[u8], src_w: u32, c: &ResizeCoeffs) -> Vec<u8> {
+/// The fixed-point two-pass resize in plain Rust (RGB, 3 bytes per pixel): the arithmetic
+/// `fast_image_resize` runs and `shaders/resize.wgsl` + `convert.wgsl` implement. Slow; for
+/// tests and as the readable definition.
+pub fn resize_fixed_reference(src: &[u8], src_w: u32, c: &ResizeCoeffs) -> Vec<u8> {
     let out_h = c.vertical.len();
     let out_w = c.horizontal.len();
     let tw = c.column_count as usize;
     let sw = src_w as usize;
-    // vertical pass: out_h rows x tw columns
     let mut tmp = vec![0u8; out_h * tw * 3];
     for y in 0..out_h {
-        let taps = c.vertical.taps(y);
+        let taps = c.vertical.fixed_taps(y);
         let y0 = c.vertical.starts[y] as usize;
         for x in 0..tw {
             let sx = x + c.column_offset as usize;
@@ -330,7 +368,7 @@ pub fn resize_reference(src: &[u8], src_w: u32, c: &ResizeCoeffs) -> Vec<u8> {
     let mut out = vec![0u8; out_h * out_w * 3];
     for y in 0..out_h {
         for x in 0..out_w {
-            let taps = c.horizontal.taps(x);
+            let taps = c.horizontal.fixed_taps(x);
             let x0 = c.horizontal.starts[x] as usize;
             for ch in 0..3 {
                 let mut acc = 0i32;
@@ -379,16 +417,18 @@ mod tests {
     #[test]
     fn fixed_point_precision_fits_i16() {
         let c = precompute(4032, 0.0, 4032.0, 640, Filter::Lanczos3);
-        let f = FixedCoeffs::new(&c);
+        let f = AxisWeights::new(&c);
         assert!(f.precision >= 14, "precision {}", f.precision);
-        let sum: i32 = f.taps(100).iter().map(|&v| v as i32).sum();
-        assert!((sum - (1 << f.precision)).abs() <= f.taps(100).len() as i32);
+        let sum: i32 = f.fixed_taps(100).iter().map(|&v| v as i32).sum();
+        assert!((sum - (1 << f.precision)).abs() <= f.fixed_taps(100).len() as i32);
+        let fsum: f32 = f.float_taps(100).iter().sum();
+        assert!((fsum - 1.0).abs() < 1e-5, "float weights sum {fsum}");
     }
 
     #[test]
     fn identity_pass_is_exact() {
         let c = ResizeCoeffs::new((4, 3), [0.0, 0.0, 4.0, 3.0], (4, 3), Filter::Lanczos3);
         let src: Vec<u8> = (0..36).map(|i| (i * 7) as u8).collect();
-        assert_eq!(resize_reference(&src, 4, &c), src);
+        assert_eq!(resize_fixed_reference(&src, 4, &c), src);
     }
 }

@@ -1,17 +1,41 @@
 //! The fused output pass on the CPU: place the resized image in the output (letterbox
-//! padding), reorder or reduce channels, map every 8-bit value through the plan's value
-//! table (scale, normalize, dtype) and write the layout, in one pass over the output.
-//! GPU twin: `shaders/convert.wgsl`.
+//! padding), reorder or reduce channels, map every value (scale, normalize, dtype) and write
+//! the layout, in one pass over the output. GPU twin: `shaders/convert.wgsl`.
 
 use half::f16;
 
+use super::resize::Resized;
 use crate::geometry::Geometry;
-use crate::plan::{luma, source_channels, ValueLut};
-use crate::spec::{ChannelOrder, DType, Layout, Pipeline};
+use crate::plan::{luma, luma_f32, round_u8, source_channels, ValueLut};
+use crate::spec::{ChannelOrder, Layout, Pipeline};
 use crate::tensor::{Tensor, TensorData};
 
-/// Converts the resized RGB8 image (`g.resized`) into the output tensor for `p`.
-pub(crate) fn convert(resized: &[u8], g: &Geometry, p: &Pipeline, lut: &ValueLut) -> Tensor {
+/// A resized sample: 8-bit or float on the 0..=255 scale.
+trait Sample: Copy + Send + Sync {
+    fn from_u8(v: u8) -> Self;
+    fn luma(r: Self, g: Self, b: Self) -> Self;
+}
+
+impl Sample for u8 {
+    fn from_u8(v: u8) -> Self {
+        v
+    }
+    fn luma(r: u8, g: u8, b: u8) -> u8 {
+        luma(r, g, b)
+    }
+}
+
+impl Sample for f32 {
+    fn from_u8(v: u8) -> Self {
+        v as f32
+    }
+    fn luma(r: f32, g: f32, b: f32) -> f32 {
+        luma_f32(r, g, b)
+    }
+}
+
+/// Converts the resized image (`g.resized`) into the output tensor for `p`.
+pub(crate) fn convert(resized: &Resized, g: &Geometry, p: &Pipeline, lut: &ValueLut) -> Tensor {
     let (ow, oh) = (g.out.0 as usize, g.out.1 as usize);
     let n = p.out_channels();
     let shape = match p.layout {
@@ -19,24 +43,29 @@ pub(crate) fn convert(resized: &[u8], g: &Geometry, p: &Pipeline, lut: &ValueLut
         Layout::Nhwc => vec![oh, ow, n],
     };
     let mut data = TensorData::zeros(p.dtype, n * ow * oh);
-    match &mut data {
-        TensorData::U8(out) => {
-            let ident: Vec<[u8; 256]> = vec![std::array::from_fn(|i| i as u8); n];
-            fill(resized, g, p, &ident, out);
+    match (resized, &mut data) {
+        (Resized::U8(src), TensorData::U8(out)) => fill(src, g, p, |_, v: u8| v, out),
+        (Resized::U8(src), TensorData::F32(out)) => {
+            fill(src, g, p, |c, v: u8| lut.f32[c][v as usize], out)
         }
-        TensorData::F32(out) => fill(resized, g, p, &lut.f32, out),
-        TensorData::F16(out) => fill::<f16>(resized, g, p, &lut.f16, out),
+        (Resized::U8(src), TensorData::F16(out)) => {
+            fill(src, g, p, |c, v: u8| lut.f16[c][v as usize], out)
+        }
+        (Resized::F32(src), TensorData::U8(out)) => fill(src, g, p, |_, v: f32| round_u8(v), out),
+        (Resized::F32(src), TensorData::F32(out)) => fill(src, g, p, |c, v| lut.map(c, v), out),
+        (Resized::F32(src), TensorData::F16(out)) => {
+            fill(src, g, p, |c, v| f16::from_f32(lut.map(c, v)), out)
+        }
     }
-    debug_assert!(matches!(p.dtype, DType::U8 | DType::F16 | DType::F32));
     // The shape was built from the same sizes as the data: this cannot fail.
     Tensor::new(shape, p.layout, data).expect("shape matches data")
 }
 
-fn fill<T: Copy + Send + Sync>(
-    resized: &[u8],
+fn fill<S: Sample, T: Copy>(
+    resized: &[S],
     g: &Geometry,
     p: &Pipeline,
-    lut: &[[T; 256]],
+    map: impl Fn(usize, S) -> T,
     out: &mut [T],
 ) {
     let (ow, oh) = (g.out.0 as usize, g.out.1 as usize);
@@ -45,11 +74,12 @@ fn fill<T: Copy + Send + Sync>(
     let gray = p.channels == ChannelOrder::Gray;
     let n = if gray { 1 } else { 3 };
     let src_c = source_channels(p.channels);
+    let pad_px = g.pad.map(S::from_u8);
     let pad: [T; 3] = if gray {
-        let v = lut[0][luma(g.pad[0], g.pad[1], g.pad[2]) as usize];
+        let v = map(0, S::luma(pad_px[0], pad_px[1], pad_px[2]));
         [v; 3]
     } else {
-        std::array::from_fn(|c| lut[c][g.pad[src_c[c]] as usize])
+        std::array::from_fn(|c| map(c, pad_px[src_c[c]]))
     };
     let plane = ow * oh;
     for y in 0..oh {
@@ -60,18 +90,15 @@ fn fill<T: Copy + Send + Sync>(
             &[][..]
         };
         for x in 0..ow {
-            let inside = inside_y && x >= ox && x < ox + rw;
-            let px = if inside {
+            let px = (inside_y && x >= ox && x < ox + rw).then(|| {
                 let i = (x - ox) * 3;
-                Some(&src_row[i..i + 3])
-            } else {
-                None
-            };
+                &src_row[i..i + 3]
+            });
             for c in 0..n {
                 let v = match px {
                     None => pad[c],
-                    Some(px) if gray => lut[0][luma(px[0], px[1], px[2]) as usize],
-                    Some(px) => lut[c][px[src_c[c]] as usize],
+                    Some(px) if gray => map(0, S::luma(px[0], px[1], px[2])),
+                    Some(px) => map(c, px[src_c[c]]),
                 };
                 let idx = match p.layout {
                     Layout::Nchw => c * plane + y * ow + x,
@@ -96,7 +123,12 @@ mod tests {
             .layout(Layout::Nchw);
         let g = Geometry::plan(2, 1, &p).unwrap();
         assert_eq!((g.offset, g.resized), ((0, 1), (2, 1)));
-        let t = convert(&[1, 2, 3, 4, 5, 6], &g, &p, &ValueLut::new(&p));
+        let t = convert(
+            &Resized::U8(vec![1, 2, 3, 4, 5, 6]),
+            &g,
+            &p,
+            &ValueLut::new(&p),
+        );
         assert_eq!(t.shape(), &[3, 3, 2]);
         let v = t.as_u8().unwrap();
         // channel 0 is blue
@@ -110,8 +142,28 @@ mod tests {
             .channels(ChannelOrder::Gray)
             .normalize([0.5; 3], [0.5; 3]);
         let g = Geometry::plan(1, 1, &p).unwrap();
-        let t = convert(&[255, 255, 255], &g, &p, &ValueLut::new(&p));
+        let t = convert(
+            &Resized::U8(vec![255, 255, 255]),
+            &g,
+            &p,
+            &ValueLut::new(&p),
+        );
         assert_eq!(t.shape(), &[1, 1, 1]);
         assert_eq!(t.as_f32().unwrap(), &[1.0]);
+        let t = convert(&Resized::F32(vec![255.0; 3]), &g, &p, &ValueLut::new(&p));
+        assert_eq!(t.as_f32().unwrap(), &[1.0]);
+    }
+
+    #[test]
+    fn float_source_rounds_half_up_for_u8() {
+        let p = Pipeline::new();
+        let g = Geometry::plan(1, 1, &p).unwrap();
+        let t = convert(
+            &Resized::F32(vec![0.5, 1.49, 254.5]),
+            &g,
+            &p,
+            &ValueLut::new(&p),
+        );
+        assert_eq!(t.as_u8().unwrap(), &[1, 1, 255]);
     }
 }

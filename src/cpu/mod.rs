@@ -6,8 +6,6 @@
 pub(crate) mod convert;
 pub(crate) mod resize;
 
-use fast_image_resize as fir;
-
 use crate::error::Result;
 use crate::frame::Frame;
 use crate::geometry::Geometry;
@@ -23,7 +21,6 @@ pub(crate) fn preprocess(
     p: &Pipeline,
     lut: &ValueLut,
 ) -> Result<Tensor> {
-    let mut resizer = fir::Resizer::new();
-    let resized = resize::resize(frame, g, p.filter, &mut resizer)?;
+    let resized = resize::resize(frame, g, p.filter)?;
     Ok(convert::convert(&resized, g, p, lut))
 }
