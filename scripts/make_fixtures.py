@@ -33,10 +33,9 @@ save("rgb.png", ref)
 save("palette.png", ref.convert("P", palette=Image.ADAPTIVE, colors=8))
 rgba = ref.convert("RGBA")
 # bottom-right quadrant fully transparent, so it flattens to the background
-a = rgba.getchannel("A").load()
-for y in range(H // 2, H):
-    for x in range(W // 2, W):
-        a[x, y] = 0
+alpha = Image.new("L", (W, H), 255)
+alpha.paste(0, (W // 2, H // 2, W, H))
+rgba.putalpha(alpha)
 save("rgba.png", rgba)
 save("gray.png", ref.convert("L"))
 save("gray16.png", ref.convert("L").point(lambda v: v * 257, "I").convert("I;16"))

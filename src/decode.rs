@@ -259,6 +259,12 @@ fn decode_generic(
         image::ImageError::Unsupported(u) => Error::unsupported(format!("{name}: {u}")),
         e => Error::decode(name, e.to_string()),
     };
+    // Header first, without limits of the image crate's own, so an oversized image is
+    // reported as our `DimensionTooLarge` before any decoder state is built.
+    let (hw, hh) = ImageReader::with_format(Cursor::new(bytes), format.to_image())
+        .into_dimensions()
+        .map_err(derr)?;
+    limits.check(hw, hh)?;
     let mut il = image::Limits::default();
     il.max_image_width = Some(limits.max_width);
     il.max_image_height = Some(limits.max_height);

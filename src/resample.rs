@@ -178,7 +178,7 @@ pub enum Arithmetic {
     /// `fast_image_resize` runs with SIMD). Exact to one level for kernels without negative
     /// lobes: the intermediate rounding error cannot be amplified.
     Fixed8,
-    /// f32 with an unrounded intermediate clamped to [0, 255]. Used for kernels with negative
+    /// f32 with an unrounded intermediate clamped to \[0, 255\]. Used for kernels with negative
     /// lobes (bicubic, lanczos3), whose weights amplify an 8-bit intermediate's rounding past
     /// one level (measured: 1.05 levels on a 13x7 -> 41x29 bicubic upscale).
     Float32,

@@ -30,9 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 
-/// ImageNet channel means in [0,1] units (torchvision's constants).
+/// ImageNet channel means in \[0,1\] units (torchvision's constants).
 pub const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-/// ImageNet channel standard deviations in [0,1] units.
+/// ImageNet channel standard deviations in \[0,1\] units.
 pub const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 /// Largest output side accepted by a spec (guards against typos like `640000`).
@@ -54,10 +54,10 @@ pub struct Pipeline {
     pub filter: Filter,
     /// Output channels. Default: [`ChannelOrder::Rgb`].
     pub channels: ChannelOrder,
-    /// Divide by 255 so values lie in [0,1] (float dtypes only). Default: false; implied by
+    /// Divide by 255 so values lie in \[0,1\] (float dtypes only). Default: false; implied by
     /// `normalize`.
     pub scale: bool,
-    /// Per-channel `(x - mean) / std` on [0,1] values (float dtypes only). Default: none.
+    /// Per-channel `(x - mean) / std` on \[0,1\] values (float dtypes only). Default: none.
     pub normalize: Option<Normalize>,
     /// Memory layout of each image. Default: [`Layout::Nhwc`].
     pub layout: Layout,
@@ -253,12 +253,12 @@ impl ChannelOrder {
     }
 }
 
-/// Mean and standard deviation per channel, in [0,1] units. For gray output the first
+/// Mean and standard deviation per channel, in \[0,1\] units. For gray output the first
 /// element of each is used.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Normalize {
-    /// Subtracted from each channel (after scaling to [0,1]).
+    /// Subtracted from each channel (after scaling to \[0,1\]).
     pub mean: [f32; 3],
     /// Divides each channel (non-zero, finite).
     pub std: [f32; 3],
@@ -381,7 +381,7 @@ impl Pipeline {
         self
     }
 
-    /// Scale to [0,1] (float output) without mean/std.
+    /// Scale to \[0,1\] (float output) without mean/std.
     #[must_use]
     pub fn scaled(mut self) -> Self {
         self.scale = true;
@@ -391,7 +391,7 @@ impl Pipeline {
         self
     }
 
-    /// Normalize with `mean`/`std` (in [0,1] units); switches a u8 dtype to f32.
+    /// Normalize with `mean`/`std` (in \[0,1\] units); switches a u8 dtype to f32.
     #[must_use]
     pub fn normalize(mut self, mean: [f32; 3], std: [f32; 3]) -> Self {
         self.normalize = Some(Normalize { mean, std });

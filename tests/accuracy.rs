@@ -16,7 +16,10 @@ fn run_u8(engine: &Engine, frame: veridoc::Frame, p: &Pipeline) -> Vec<f64> {
     t.as_u8().unwrap().iter().map(|&v| v as f64).collect()
 }
 
-const SIZES: &[((u32, u32), (u32, u32))] = &[
+/// (source size, destination size)
+type Case = ((u32, u32), (u32, u32));
+
+const SIZES: &[Case] = &[
     ((97, 61), (31, 17)),
     ((64, 48), (20, 15)),
     ((13, 7), (41, 29)),

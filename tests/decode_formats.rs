@@ -121,6 +121,18 @@ fn decompression_bomb_is_refused_from_the_header() {
     chunk.extend_from_slice(&ihdr);
     png.extend_from_slice(&chunk);
     png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    // IDAT: a zlib stream holding one stored block of 100 zero bytes, then IEND.
+    let zeros = [0u8; 100];
+    let mut z = vec![0x78, 0x01, 0x01, 100, 0, !100u8, 0xFF];
+    z.extend_from_slice(&zeros);
+    z.extend_from_slice(&adler32(&zeros).to_be_bytes());
+    for (name, data) in [(&b"IDAT"[..], z), (&b"IEND"[..], vec![])] {
+        png.extend_from_slice(&(data.len() as u32).to_be_bytes());
+        let mut c = name.to_vec();
+        c.extend_from_slice(&data);
+        png.extend_from_slice(&c);
+        png.extend_from_slice(&crc32(&c).to_be_bytes());
+    }
     let e = Engine::builder().cpu_threads(1).build().unwrap();
     let out = e
         .run(&Pipeline::new(), &[Input::bytes("bomb.png", png)])
@@ -134,6 +146,15 @@ fn decompression_bomb_is_refused_from_the_header() {
         "{err:?}"
     );
     assert!(err.to_string().contains("bomb.png"), "{err}");
+}
+
+fn adler32(data: &[u8]) -> u32 {
+    let (mut a, mut b) = (1u32, 0u32);
+    for &d in data {
+        a = (a + d as u32) % 65521;
+        b = (b + a) % 65521;
+    }
+    (b << 16) | a
 }
 
 fn crc32(data: &[u8]) -> u32 {

@@ -44,13 +44,12 @@ pub(crate) fn convert(resized: &Resized, g: &Geometry, p: &Pipeline, lut: &Value
     };
     let mut data = TensorData::zeros(p.dtype, n * ow * oh);
     match (resized, &mut data) {
-        (Resized::U8(src), TensorData::U8(out)) => fill(src, g, p, |_, v: u8| v, out),
-        (Resized::U8(src), TensorData::F32(out)) => {
-            fill(src, g, p, |c, v: u8| lut.f32[c][v as usize], out)
+        (Resized::U8(src), TensorData::U8(out)) => {
+            let ident: [u8; 256] = std::array::from_fn(|i| i as u8);
+            fill_lut(src, g, p, &[ident; 3], out)
         }
-        (Resized::U8(src), TensorData::F16(out)) => {
-            fill(src, g, p, |c, v: u8| lut.f16[c][v as usize], out)
-        }
+        (Resized::U8(src), TensorData::F32(out)) => fill_lut(src, g, p, &lut.f32, out),
+        (Resized::U8(src), TensorData::F16(out)) => fill_lut(src, g, p, &lut.f16, out),
         (Resized::F32(src), TensorData::U8(out)) => fill(src, g, p, |_, v: f32| round_u8(v), out),
         (Resized::F32(src), TensorData::F32(out)) => fill(src, g, p, |c, v| lut.map(c, v), out),
         (Resized::F32(src), TensorData::F16(out)) => {
@@ -59,6 +58,48 @@ pub(crate) fn convert(resized: &Resized, g: &Geometry, p: &Pipeline, lut: &Value
     }
     // The shape was built from the same sizes as the data: this cannot fail.
     Tensor::new(shape, p.layout, data).expect("shape matches data")
+}
+
+/// The 8-bit hot path: NCHW image runs are a table lookup per element with the table and
+/// source channel fixed per run (no per-element indexing of the channel), everything else
+/// goes through [`fill`].
+fn fill_lut<T: Copy>(resized: &[u8], g: &Geometry, p: &Pipeline, lut: &[[T; 256]], out: &mut [T]) {
+    if p.layout != Layout::Nchw || p.channels == ChannelOrder::Gray {
+        return fill(resized, g, p, |c, v: u8| lut[c][v as usize], out);
+    }
+    let (ow, oh) = (g.out.0 as usize, g.out.1 as usize);
+    let (rw, rh) = (g.resized.0 as usize, g.resized.1 as usize);
+    let (ox, oy) = (g.offset.0 as usize, g.offset.1 as usize);
+    let src_c = source_channels(p.channels);
+    let plane = ow * oh;
+    for (c, &sc) in src_c.iter().enumerate() {
+        let table = &lut[c];
+        let pad = table[g.pad[sc] as usize];
+        let out_plane = &mut out[c * plane..][..plane];
+        for (y, row) in out_plane.chunks_exact_mut(ow).enumerate() {
+            if y < oy || y >= oy + rh {
+                row.fill(pad);
+                continue;
+            }
+            row[..ox].fill(pad);
+            row[ox + rw..].fill(pad);
+            let src = &resized[(y - oy) * rw * 3..][..rw * 3];
+            let dst = &mut row[ox..ox + rw];
+            // A constant channel index per loop lets the compiler drop the bounds checks.
+            match sc {
+                0 => lookup::<T, 0>(src, dst, table),
+                1 => lookup::<T, 1>(src, dst, table),
+                _ => lookup::<T, 2>(src, dst, table),
+            }
+        }
+    }
+}
+
+#[inline(always)]
+fn lookup<T: Copy, const C: usize>(src: &[u8], dst: &mut [T], table: &[T; 256]) {
+    for (d, px) in dst.iter_mut().zip(src.chunks_exact(3)) {
+        *d = table[px[C] as usize];
+    }
 }
 
 fn fill<S: Sample, T: Copy>(
@@ -82,29 +123,52 @@ fn fill<S: Sample, T: Copy>(
         std::array::from_fn(|c| map(c, pad_px[src_c[c]]))
     };
     let plane = ow * oh;
+    // Row by row: padding runs are filled in bulk, image runs read one source row.
     for y in 0..oh {
-        let inside_y = y >= oy && y < oy + rh;
-        let src_row = if inside_y {
-            &resized[(y - oy) * rw * 3..(y - oy + 1) * rw * 3]
-        } else {
-            &[][..]
+        let src_row = (y >= oy && y < oy + rh).then(|| &resized[(y - oy) * rw * 3..][..rw * 3]);
+        let (x0, x1) = match src_row {
+            Some(_) => (ox, ox + rw),
+            None => (ow, ow),
         };
-        for x in 0..ow {
-            let px = (inside_y && x >= ox && x < ox + rw).then(|| {
-                let i = (x - ox) * 3;
-                &src_row[i..i + 3]
-            });
-            for c in 0..n {
-                let v = match px {
-                    None => pad[c],
-                    Some(px) if gray => map(0, S::luma(px[0], px[1], px[2])),
-                    Some(px) => map(c, px[src_c[c]]),
-                };
-                let idx = match p.layout {
-                    Layout::Nchw => c * plane + y * ow + x,
-                    Layout::Nhwc => (y * ow + x) * n + c,
-                };
-                out[idx] = v;
+        match p.layout {
+            Layout::Nchw => {
+                for c in 0..n {
+                    let row = &mut out[c * plane + y * ow..][..ow];
+                    row[..x0.min(ow)].fill(pad[c]);
+                    row[x1.min(ow)..].fill(pad[c]);
+                    let Some(src) = src_row else { continue };
+                    let dst = &mut row[x0..x1];
+                    if gray {
+                        for (d, px) in dst.iter_mut().zip(src.chunks_exact(3)) {
+                            *d = map(0, S::luma(px[0], px[1], px[2]));
+                        }
+                    } else {
+                        let sc = src_c[c];
+                        for (d, px) in dst.iter_mut().zip(src.chunks_exact(3)) {
+                            *d = map(c, px[sc]);
+                        }
+                    }
+                }
+            }
+            Layout::Nhwc => {
+                let row = &mut out[y * ow * n..][..ow * n];
+                for px in row[..x0.min(ow) * n].chunks_exact_mut(n) {
+                    px.copy_from_slice(&pad[..n]);
+                }
+                for px in row[x1.min(ow) * n..].chunks_exact_mut(n) {
+                    px.copy_from_slice(&pad[..n]);
+                }
+                let Some(src) = src_row else { continue };
+                let dst = &mut row[x0 * n..x1 * n];
+                for (d, px) in dst.chunks_exact_mut(n).zip(src.chunks_exact(3)) {
+                    if gray {
+                        d[0] = map(0, S::luma(px[0], px[1], px[2]));
+                    } else {
+                        for c in 0..3 {
+                            d[c] = map(c, px[src_c[c]]);
+                        }
+                    }
+                }
             }
         }
     }

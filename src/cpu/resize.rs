@@ -16,7 +16,7 @@ use crate::geometry::Geometry;
 use crate::resample::{filter_fn, Arithmetic, ResizeCoeffs};
 use crate::spec::Filter;
 
-/// A resized RGB image: 8-bit values, or f32 values in [0, 255].
+/// A resized RGB image: 8-bit values, or f32 values in \[0, 255\].
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Resized {
     /// From the fixed-point arithmetic.
@@ -80,7 +80,7 @@ fn resize_fixed(frame: &Frame, g: &Geometry, filter: Filter) -> Result<Vec<u8>> 
 const ROWS_PER_TASK: usize = 8;
 
 /// The float arithmetic: `acc = sum(w_i * x_i)` in tap order, starting from 0, clamped to
-/// [0, 255] after each pass; vertical pass first over the needed columns.
+/// \[0, 255\] after each pass; vertical pass first over the needed columns.
 pub(crate) fn resize_float(src: &[u8], src_w: u32, c: &ResizeCoeffs) -> Vec<f32> {
     let out_h = c.vertical.len();
     let out_w = c.horizontal.len();

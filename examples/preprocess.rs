@@ -1,0 +1,299 @@
+//! Preprocess images into `.npy` tensors.
+//!
+//! ```text
+//! cargo run --release --example preprocess -- [--device cpu|gpu|auto] [--size WxH]
+//!     [--mode fit|fill|stretch|shorter-side] [--filter nearest|box|bilinear|bicubic|lanczos3]
+//!     [--layout nchw|nhwc] [--dtype f32|f16|u8] [--mean R,G,B --std R,G,B] [--exact]
+//!     [--out DIR] [INPUTS|DIRS...]
+//! ```
+//!
+//! Writes one `.npy` per input into DIR (named after the input's file stem), prints one line
+//! per item and a total. Exit status 0 when the run completed, even if some items failed;
+//! non-zero only when the run itself could not proceed (bad arguments, unwritable output).
+//! With no inputs it processes a built-in set of generated images.
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use veridoc::{
+    Anchor, DType, Engine, Filter, Frame, Input, Layout, Pipeline, Resize, IMAGENET_MEAN,
+    IMAGENET_STD,
+};
+
+#[derive(Parser, Debug)]
+#[command(about = "Preprocess images into .npy tensors (veridoc)")]
+struct Args {
+    /// Execution path: cpu, gpu or auto.
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// Output size WxH (or S for shorter-side).
+    #[arg(long, default_value = "640x640")]
+    size: String,
+    /// Resize mode: fit (letterbox), fill (cover + centre crop), stretch, shorter-side.
+    #[arg(long, default_value = "fit")]
+    mode: String,
+    /// Resampling filter.
+    #[arg(long, default_value = "bilinear")]
+    filter: String,
+    /// Output layout: nchw or nhwc.
+    #[arg(long, default_value = "nchw")]
+    layout: String,
+    /// Output dtype: f32, f16 or u8 (u8 is never normalized).
+    #[arg(long, default_value = "f32")]
+    dtype: String,
+    /// Per-channel mean in [0,1] units, R,G,B. Default: ImageNet.
+    #[arg(long)]
+    mean: Option<String>,
+    /// Per-channel std in [0,1] units, R,G,B. Default: ImageNet.
+    #[arg(long)]
+    std: Option<String>,
+    /// Always decode JPEGs at full resolution (no shrink-on-load).
+    #[arg(long)]
+    exact: bool,
+    /// Output directory.
+    #[arg(long, default_value = "out/preprocess")]
+    out: PathBuf,
+    /// Image files or directories (non-recursive). None: a built-in generated set.
+    inputs: Vec<PathBuf>,
+}
+
+fn parse_triplet(s: &str, what: &str) -> Result<[f32; 3], String> {
+    let v: Vec<f32> = s
+        .split(',')
+        .map(|x| x.trim().parse::<f32>())
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("--{what} {s:?}: {e}"))?;
+    <[f32; 3]>::try_from(v).map_err(|_| format!("--{what} needs three comma-separated values"))
+}
+
+fn pipeline(a: &Args) -> Result<Pipeline, String> {
+    let (w, h) = match a.size.split_once(['x', 'X']) {
+        Some((w, h)) => (
+            w.parse::<u32>()
+                .map_err(|e| format!("--size {}: {e}", a.size))?,
+            h.parse::<u32>()
+                .map_err(|e| format!("--size {}: {e}", a.size))?,
+        ),
+        None => {
+            let s = a
+                .size
+                .parse::<u32>()
+                .map_err(|e| format!("--size {}: {e}", a.size))?;
+            (s, s)
+        }
+    };
+    let resize = match a.mode.as_str() {
+        "fit" => Resize::Fit {
+            width: w,
+            height: h,
+            anchor: Anchor::Center,
+            pad: [0, 0, 0],
+        },
+        "fill" => Resize::Fill {
+            width: w,
+            height: h,
+        },
+        "stretch" => Resize::Stretch {
+            width: w,
+            height: h,
+        },
+        "shorter-side" => Resize::ShorterSide {
+            size: w.min(h),
+            max_size: None,
+        },
+        m => {
+            return Err(format!(
+                "--mode {m:?}: expected fit, fill, stretch or shorter-side"
+            ))
+        }
+    };
+    let filter: Filter = a.filter.parse().map_err(|e| format!("--filter: {e}"))?;
+    let layout = match a.layout.as_str() {
+        "nchw" => Layout::Nchw,
+        "nhwc" => Layout::Nhwc,
+        l => return Err(format!("--layout {l:?}: expected nchw or nhwc")),
+    };
+    let dtype = match a.dtype.as_str() {
+        "f32" => DType::F32,
+        "f16" => DType::F16,
+        "u8" => DType::U8,
+        d => return Err(format!("--dtype {d:?}: expected f32, f16 or u8")),
+    };
+    let mut p = Pipeline::new()
+        .resize(resize)
+        .filter(filter)
+        .layout(layout)
+        .exact(a.exact);
+    let explicit = a.mean.is_some() || a.std.is_some();
+    if dtype != DType::U8 || explicit {
+        let mean = a
+            .mean
+            .as_deref()
+            .map_or(Ok(IMAGENET_MEAN), |s| parse_triplet(s, "mean"))?;
+        let std = a
+            .std
+            .as_deref()
+            .map_or(Ok(IMAGENET_STD), |s| parse_triplet(s, "std"))?;
+        p = p.normalize(mean, std);
+    }
+    p = p.dtype(dtype);
+    p.validate().map_err(|e| e.to_string())?;
+    Ok(p)
+}
+
+fn is_image_name(p: &Path) -> bool {
+    let ext = p
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(
+        ext.as_str(),
+        "jpg" | "jpeg" | "png" | "webp" | "bmp" | "tif" | "tiff" | "gif"
+    )
+}
+
+fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
+    let mut inputs = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
+                .map_err(|e| format!("{}: {e}", p.display()))?
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|f| f.is_file() && is_image_name(f))
+                .collect();
+            files.sort();
+            inputs.extend(files.into_iter().map(Input::Path));
+        } else {
+            // Files are passed as given: a missing or bad one fails as its own item.
+            inputs.push(Input::Path(p.clone()));
+        }
+    }
+    Ok(inputs)
+}
+
+/// The built-in default set: generated JPEGs and PNGs of several sizes and aspect ratios.
+fn default_inputs() -> Vec<Input> {
+    let sizes = [
+        (1600, 1200),
+        (1200, 1600),
+        (800, 800),
+        (4032, 3024),
+        (333, 517),
+        (64, 48),
+    ];
+    sizes
+        .iter()
+        .enumerate()
+        .map(|(i, &(w, h))| {
+            let f = Frame::synthetic(w, h, i as u32 + 1);
+            let mut bytes = Vec::new();
+            let name = if i % 2 == 0 {
+                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+                    .encode(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
+                    .map(|_| format!("generated_{i}_{w}x{h}.jpg"))
+            } else {
+                image::codecs::png::PngEncoder::new(&mut bytes)
+                    .write_image(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
+                    .map(|_| format!("generated_{i}_{w}x{h}.png"))
+            };
+            Input::bytes(
+                name.unwrap_or_else(|e| format!("generated_{i}: {e}")),
+                bytes,
+            )
+        })
+        .collect()
+}
+
+use image::ImageEncoder;
+
+/// Inputs per engine batch (bounds memory: 64 x a 640x640 f32 tensor is 315 MB at most).
+const CHUNK: usize = 64;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    match run(&args) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn run(a: &Args) -> Result<(), String> {
+    let p = pipeline(a)?;
+    match a.device.as_str() {
+        "cpu" | "auto" => {}
+        "gpu" => return Err("--device gpu: this build has no GPU path yet".into()),
+        d => return Err(format!("--device {d:?}: expected cpu, gpu or auto")),
+    }
+    let inputs = if a.inputs.is_empty() {
+        println!("no inputs given: processing the built-in generated set");
+        default_inputs()
+    } else {
+        collect_inputs(&a.inputs)?
+    };
+    std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    let engine = Engine::builder().build().map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let mut used = HashSet::new();
+    let (mut written, mut failed, mut device) = (0usize, 0usize, None);
+    // Chunks bound the tensors held at once; each chunk's items run in parallel.
+    for chunk in inputs.chunks(CHUNK) {
+        let out = engine.run(&p, chunk).map_err(|e| e.to_string())?;
+        failed += out.report.failed;
+        device = Some(out.report.device);
+        for (item, input) in out.items.iter().zip(chunk) {
+            match &item.result {
+                Ok(t) => {
+                    let mut stem = input.stem();
+                    let mut k = 1;
+                    while !used.insert(stem.clone()) {
+                        k += 1;
+                        stem = format!("{}_{k}", input.stem());
+                    }
+                    let path = a.out.join(format!("{stem}.npy"));
+                    let file = std::fs::File::create(&path)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    t.write_npy(std::io::BufWriter::new(file))
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    written += 1;
+                    let shrink = item
+                        .decode
+                        .map(|d| {
+                            if d.shrink > 1 {
+                                format!(", decoded at 1/{}", d.shrink)
+                            } else {
+                                String::new()
+                            }
+                        })
+                        .unwrap_or_default();
+                    println!(
+                        "ok    {} -> {} {:?} {}{shrink}",
+                        item.name,
+                        path.display(),
+                        t.shape(),
+                        t.dtype().name()
+                    );
+                }
+                Err(e) => println!("FAIL  {e}"),
+            }
+        }
+    }
+    let secs = t0.elapsed().as_secs_f64();
+    println!(
+        "total: {} items, {} ok, {} failed in {:.2} s ({:.1} img/s) on {:?}; {} .npy files in {}",
+        inputs.len(),
+        inputs.len() - failed,
+        failed,
+        secs,
+        inputs.len() as f64 / secs.max(1e-9),
+        device.unwrap_or(veridoc::Device::Cpu),
+        written,
+        a.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# One-time (idempotent) machine setup for veridoc:
+#  - system packages: nasm (SIMD JPEG decoding is built from source), Mesa's lavapipe and the
+#    Vulkan loader (a real Vulkan adapter on the CPU, for the GPU path's tests);
+#  - test assets: real photos and the face model (scripts/fetch-assets.sh).
+# Safe to run again: installed packages and complete assets are left alone.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+need=()
+command -v nasm >/dev/null 2>&1 || need+=(nasm)
+[ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ] || need+=(mesa-vulkan-drivers)
+ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need+=(libvulkan1)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null 2>&1 || {
+    $sudo_cmd apt-get update -qq >/dev/null
+    $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
+  }
+fi
+if [ ! -f "${VERIDOC_FIXTURES:-fixtures}/.complete-v1" ]; then
+  command -v npm >/dev/null 2>&1 && apt-get download --print-uris opencv-data >/dev/null 2>&1 || \
+    { sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"; $sudo_cmd apt-get update -qq >/dev/null || true; }
+  scripts/fetch-assets.sh
+fi
+echo "setup: ok"
