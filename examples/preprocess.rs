@@ -18,6 +18,11 @@ use std::process::ExitCode;
 use std::time::Instant;
 
 use clap::Parser;
+
+// A caching allocator keeps output buffers' pages between batches (glibc trims and
+// re-faults them); see docs/benchmarks.md, W2.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use veridoc::{
     Anchor, DType, Engine, Filter, Frame, Input, Layout, Pipeline, Resize, IMAGENET_MEAN,
     IMAGENET_STD,
