@@ -48,6 +48,8 @@ mod engine;
 mod error;
 mod frame;
 pub mod geometry;
+#[cfg(feature = "gpu")]
+pub mod gpu;
 mod input;
 pub mod plan;
 pub mod resample;
@@ -55,7 +57,7 @@ mod spec;
 mod tensor;
 
 pub use decode::{DecodeInfo, DecodeLimits, ImageFormat};
-pub use engine::{BatchOutput, BatchReport, Device, Engine, EngineBuilder, Item};
+pub use engine::{BatchOutput, BatchReport, Device, DevicePolicy, Engine, EngineBuilder, Item};
 pub use error::{fmt_bytes, Error, ErrorKind, GpuError, LimitError, Result};
 pub use frame::Frame;
 pub use input::Input;

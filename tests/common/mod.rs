@@ -157,3 +157,51 @@ pub fn max_mean_abs(a: &[f64], b: &[f64]) -> (f64, f64) {
     }
     (max, sum / a.len().max(1) as f64)
 }
+
+/// An engine on the GPU path (policy gpu), or `None` after printing `SKIPPED (no adapter)`.
+/// With `VERIDOC_REQUIRE_GPU=1` a missing adapter fails the test instead.
+#[cfg(feature = "gpu")]
+pub fn gpu_or_skip(test: &str) -> Option<veridoc::Engine> {
+    let built = veridoc::Engine::builder()
+        .cpu_threads(2)
+        .device_policy(veridoc::DevicePolicy::Gpu)
+        .build();
+    match built {
+        Ok(e) => {
+            if let Some(info) = e.gpu_info() {
+                eprintln!("{test}: gpu {info}");
+            }
+            Some(e)
+        }
+        Err(err) if std::env::var("VERIDOC_REQUIRE_GPU").as_deref() == Ok("1") => {
+            panic!("{test}: VERIDOC_REQUIRE_GPU=1 but no GPU: {err}")
+        }
+        Err(err) => {
+            eprintln!("SKIPPED (no adapter) {test}: {err}");
+            None
+        }
+    }
+}
+
+/// The CPU-only twin of an engine, for parity comparisons.
+pub fn cpu_engine() -> veridoc::Engine {
+    veridoc::Engine::builder()
+        .cpu_threads(2)
+        .device_policy(veridoc::DevicePolicy::Cpu)
+        .build()
+        .expect("cpu engine")
+}
+
+/// Deterministic random RGB frame (xorshift), for parity tests.
+pub fn random_frame(w: u32, h: u32, seed: u32) -> Frame {
+    let mut s = seed.wrapping_mul(0x9E37_79B9).max(1);
+    Frame::from_fn(w, h, |_, _| {
+        let mut next = || {
+            s ^= s << 13;
+            s ^= s >> 17;
+            s ^= s << 5;
+            (s >> 24) as u8
+        };
+        [next(), next(), next()]
+    })
+}

@@ -1,0 +1,225 @@
+//! Adapter selection and device creation.
+//!
+//! Preference for [`GpuSelection::Auto`]: discrete, then integrated, then virtual, then
+//! software (Mesa lavapipe, llvmpipe, WARP). The chosen adapter's name, backend, driver and
+//! the limits that matter are reported in [`GpuInfo`].
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::error::{GpuError, Result};
+
+/// Which GPU the engine uses.
+#[derive(Clone, Default)]
+#[non_exhaustive]
+pub enum GpuSelection {
+    /// The best adapter found (discrete > integrated > software); none is fine (CPU only).
+    #[default]
+    Auto,
+    /// Like `Auto`, but building the engine fails when no adapter exists.
+    Required,
+    /// Never use a GPU.
+    Disabled,
+    /// Only a software adapter (lavapipe/llvmpipe): for tests on machines without a GPU.
+    Software,
+    /// The first adapter whose name contains this string (case-insensitive).
+    Named(String),
+    /// A device and queue the embedding application already has.
+    Existing(wgpu::Device, wgpu::Queue),
+}
+
+impl std::fmt::Debug for GpuSelection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GpuSelection::Auto => write!(f, "Auto"),
+            GpuSelection::Required => write!(f, "Required"),
+            GpuSelection::Disabled => write!(f, "Disabled"),
+            GpuSelection::Software => write!(f, "Software"),
+            GpuSelection::Named(n) => write!(f, "Named({n:?})"),
+            GpuSelection::Existing(..) => write!(f, "Existing(..)"),
+        }
+    }
+}
+
+/// What the engine knows about its GPU.
+#[derive(Debug, Clone, Serialize)]
+pub struct GpuInfo {
+    /// Adapter name (`NVIDIA H200`, `llvmpipe (LLVM 15.0.6, 256 bits)`).
+    pub name: String,
+    /// Graphics backend (`Vulkan`, `Metal`, ...).
+    pub backend: String,
+    /// `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu` or `Other`.
+    pub device_type: String,
+    /// Driver name.
+    pub driver: String,
+    /// Driver version details.
+    pub driver_info: String,
+    /// True for software adapters (their "GPU" shares the CPU cores).
+    pub is_software: bool,
+    /// Largest buffer.
+    pub max_buffer_size: u64,
+    /// Largest storage binding (images and chunks are split to fit).
+    pub max_storage_binding: u64,
+    /// Largest workgroup count per dimension.
+    pub max_workgroups_per_dimension: u32,
+    /// Whether GPU timestamps are available (kernel times in reports).
+    pub timestamps: bool,
+    /// Whether the adapter has `SHADER_F16` (not needed: f16 output is computed exactly).
+    pub shader_f16: bool,
+}
+
+impl std::fmt::Display for GpuInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} ({}, {}, driver {} {}), max storage binding {}, timestamps {}",
+            self.name,
+            self.backend,
+            self.device_type,
+            self.driver,
+            self.driver_info,
+            crate::error::fmt_bytes(self.max_storage_binding),
+            if self.timestamps { "yes" } else { "no" }
+        )
+    }
+}
+
+/// A device with its queue, info and loss flag.
+#[derive(Debug)]
+pub(crate) struct GpuDevice {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) info: GpuInfo,
+    pub(crate) lost: Arc<AtomicBool>,
+    pub(crate) lost_reason: Arc<Mutex<String>>,
+}
+
+impl GpuDevice {
+    /// The device-lost error, if the device was lost.
+    pub(crate) fn check_lost(&self) -> Result<()> {
+        if self.lost.load(Ordering::Acquire) {
+            let why = self
+                .lost_reason
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_else(|_| "unknown".into());
+            return Err(GpuError::DeviceLost(why).into());
+        }
+        Ok(())
+    }
+}
+
+fn rank(t: wgpu::DeviceType) -> u32 {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => 0,
+        wgpu::DeviceType::IntegratedGpu => 1,
+        wgpu::DeviceType::VirtualGpu => 2,
+        wgpu::DeviceType::Other => 3,
+        wgpu::DeviceType::Cpu => 4,
+    }
+}
+
+fn info_of(info: &wgpu::AdapterInfo, limits: &wgpu::Limits, features: wgpu::Features) -> GpuInfo {
+    GpuInfo {
+        name: info.name.clone(),
+        backend: format!("{:?}", info.backend),
+        device_type: format!("{:?}", info.device_type),
+        driver: info.driver.clone(),
+        driver_info: info.driver_info.clone(),
+        is_software: info.device_type == wgpu::DeviceType::Cpu,
+        max_buffer_size: limits.max_buffer_size,
+        max_storage_binding: limits.max_storage_buffer_binding_size,
+        max_workgroups_per_dimension: limits.max_compute_workgroups_per_dimension,
+        timestamps: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+        shader_f16: features.contains(wgpu::Features::SHADER_F16),
+    }
+}
+
+fn wrap(device: wgpu::Device, queue: wgpu::Queue, info: GpuInfo) -> GpuDevice {
+    let lost = Arc::new(AtomicBool::new(false));
+    let lost_reason = Arc::new(Mutex::new(String::new()));
+    {
+        let lost = lost.clone();
+        let lost_reason = lost_reason.clone();
+        device.set_device_lost_callback(move |reason, msg| {
+            if let Ok(mut r) = lost_reason.lock() {
+                *r = format!("{reason:?}: {msg}");
+            }
+            lost.store(true, Ordering::Release);
+        });
+    }
+    GpuDevice {
+        device,
+        queue,
+        info,
+        lost,
+        lost_reason,
+    }
+}
+
+/// Opens the selected adapter. `Ok(None)` when the selection allows running without one.
+pub(crate) fn open(sel: &GpuSelection) -> Result<Option<GpuDevice>> {
+    let required = |msg: String| -> Result<Option<GpuDevice>> {
+        match sel {
+            GpuSelection::Auto => Ok(None),
+            _ => Err(GpuError::NoAdapter(msg).into()),
+        }
+    };
+    let name_filter = match sel {
+        GpuSelection::Disabled => return Ok(None),
+        GpuSelection::Existing(device, queue) => {
+            let info = info_of(&device.adapter_info(), &device.limits(), device.features());
+            return Ok(Some(wrap(device.clone(), queue.clone(), info)));
+        }
+        GpuSelection::Named(n) => Some(n.to_lowercase()),
+        _ => None,
+    };
+    let mut desc = wgpu::InstanceDescriptor::new_without_display_handle_from_env();
+    if desc.backends.is_empty() {
+        desc.backends = wgpu::Backends::PRIMARY;
+    }
+    let instance = wgpu::Instance::new(desc);
+    let mut adapters = pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()));
+    adapters.retain(|a| {
+        let i = a.get_info();
+        let compute_ok = a
+            .get_downlevel_capabilities()
+            .flags
+            .contains(wgpu::DownlevelFlags::COMPUTE_SHADERS);
+        let kind_ok = match sel {
+            GpuSelection::Software => i.device_type == wgpu::DeviceType::Cpu,
+            _ => true,
+        };
+        let name_ok = name_filter
+            .as_ref()
+            .is_none_or(|n| i.name.to_lowercase().contains(n));
+        compute_ok && kind_ok && name_ok
+    });
+    // Vulkan first among equals: it is the backend measured and tested.
+    adapters.sort_by_key(|a| {
+        let i = a.get_info();
+        (
+            rank(i.device_type),
+            (i.backend != wgpu::Backend::Vulkan) as u32,
+        )
+    });
+    let Some(adapter) = adapters.into_iter().next() else {
+        return required(format!("no adapter matched {sel:?}"));
+    };
+    let features =
+        adapter.features() & (wgpu::Features::TIMESTAMP_QUERY | wgpu::Features::SHADER_F16);
+    let limits = adapter.limits();
+    let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+        label: Some("veridoc"),
+        required_features: features,
+        required_limits: limits.clone(),
+        experimental_features: wgpu::ExperimentalFeatures::default(),
+        memory_hints: wgpu::MemoryHints::Performance,
+        trace: wgpu::Trace::Off,
+    }))
+    .map_err(|e| GpuError::RequestDevice(e.to_string()))?;
+    let info = info_of(&adapter.get_info(), &limits, features);
+    Ok(Some(wrap(device, queue, info)))
+}
