@@ -1,17 +1,21 @@
-//! Headless benchmark of the preprocessing workloads.
+//! Headless benchmark of the preprocessing workloads on both paths.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--workload w1|w2|all] [--device cpu|gpu|both]
-//!     [--passes N] [--json FILE] [--w1-dir DIR]
+//! cargo run --release --example bench -- [--workload w1|w2|g1|sol|all] [--device cpu|gpu|both]
+//!     [--passes N] [--threads N] [--g1-count N] [--json FILE] [--w1-dir DIR]
 //! ```
 //!
 //! - W1: the JPEGs of `target/w1` (`scripts/gen_w1.py`, 24 x 4032x3024 q90) -> decode ->
 //!   letterbox 640x640 bilinear -> ImageNet-normalized f32 NCHW, all cores.
-//! - W2: decoded 4032x3024 RGB8 frames in memory -> 224x224 bilinear -> normalized f32 NCHW,
-//!   compared with `fast_image_resize`'s resize alone on the same frames (same threads).
+//! - W2: decoded 4032x3024 RGB8 frames in memory -> 224x224 bilinear -> normalized f32 NCHW;
+//!   on the CPU also `fast_image_resize`'s resize alone, interleaved pass by pass.
+//! - G1: `--g1-count` (default 64) decoded 4032x3024 RGB8 frames in memory -> 640x480
+//!   antialiased bilinear -> ImageNet f32 NCHW back in host memory.
+//! - sol: shrink-on-load's distance from a full decode on W1.
 //!
-//! Each workload runs one warm-up pass, then `--passes` timed passes; the table shows the
-//! best and the median.
+//! Each measurement runs one warm-up pass, then `--passes` timed passes: the table shows the
+//! best and the median, and for the GPU the per-image stage times of the median pass
+//! (upload fill, kernel from GPU timestamps, wait, readback copy).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -20,7 +24,7 @@ use clap::Parser;
 use fast_image_resize as fir;
 use rayon::prelude::*;
 use serde::Serialize;
-use veridoc::{Engine, Filter, Frame, Input, Layout, Pipeline};
+use veridoc::{DevicePolicy, Engine, Filter, Frame, Input, Layout, Pipeline};
 
 // glibc returns freed output buffers to the OS and faults them in again on the next batch:
 // measured on W2 (2 threads), veridoc/fir went from 0.90 to 0.97 with a caching allocator.
@@ -29,27 +33,30 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// w1, w2 or all.
+    /// w1, w2, g1, sol or all.
     #[arg(long, default_value = "all")]
     workload: String,
     /// cpu, gpu or both.
-    #[arg(long, default_value = "cpu")]
+    #[arg(long, default_value = "both")]
     device: String,
     /// Timed passes per measurement.
     #[arg(long, default_value_t = 5)]
     passes: usize,
-    /// Write the results as JSON.
-    #[arg(long)]
-    json: Option<PathBuf>,
     /// CPU worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Frames in the G1 batch.
+    #[arg(long, default_value_t = 64)]
+    g1_count: usize,
+    /// Write the results as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
     /// Directory of the W1 JPEGs.
     #[arg(long, default_value = "target/w1")]
     w1_dir: PathBuf,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Default, Serialize)]
 struct Row {
     workload: String,
     path: String,
@@ -57,20 +64,29 @@ struct Row {
     best_img_s: f64,
     median_img_s: f64,
     input_mb_s: f64,
+    /// Per-image GPU stage times of the median pass, ms.
+    upload_ms: Option<f64>,
+    kernel_ms: Option<f64>,
+    wait_ms: Option<f64>,
+    readback_ms: Option<f64>,
     note: String,
 }
 
-fn time_passes(passes: usize, images: usize, mut f: impl FnMut()) -> (f64, f64) {
-    f(); // warm-up
-    let mut rates: Vec<f64> = (0..passes.max(1))
+/// Runs `f` once to warm up, then `passes` times; returns (best, median) images/s and the
+/// value `f` returned on the median pass.
+fn time_passes<T>(passes: usize, images: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
+    f();
+    let mut runs: Vec<(f64, T)> = (0..passes.max(1))
         .map(|_| {
             let t = Instant::now();
-            f();
-            images as f64 / t.elapsed().as_secs_f64()
+            let v = f();
+            (images as f64 / t.elapsed().as_secs_f64(), v)
         })
         .collect();
-    rates.sort_by(|a, b| a.total_cmp(b));
-    (rates[rates.len() - 1], rates[rates.len() / 2])
+    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let best = runs[runs.len() - 1].0;
+    let mid = runs.swap_remove(runs.len() / 2);
+    (best, mid.0, mid.1)
 }
 
 fn w1_inputs(dir: &PathBuf) -> Result<Vec<Input>, String> {
@@ -97,47 +113,133 @@ fn w1_inputs(dir: &PathBuf) -> Result<Vec<Input>, String> {
         .collect()
 }
 
+/// Full-resolution frames of the first `n` W1 files (or synthetic ones if W1 is missing).
+fn decoded_frames(engine: &Engine, w1: &[Input], n: usize) -> Result<Vec<Frame>, String> {
+    if w1.is_empty() {
+        return Ok((0..n as u32)
+            .map(|i| Frame::synthetic(4032, 3024, i))
+            .collect());
+    }
+    let full = Pipeline::new().exact(true);
+    w1.iter()
+        .take(n)
+        .map(|i| {
+            let t = engine.run_one(&full, i).map_err(|e| e.to_string())?;
+            let s = t.shape();
+            Frame::new(s[1] as u32, s[0] as u32, t.as_bytes().to_vec()).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+fn frame_inputs(frames: &[Frame], n: usize) -> Vec<Input> {
+    (0..n)
+        .map(|i| Input::frame(format!("f{i}"), frames[i % frames.len()].clone()))
+        .collect()
+}
+
+/// Measures `p` over `inputs` on `engine`, filling GPU stage times when the batch ran there.
+fn measure(
+    engine: &Engine,
+    p: &Pipeline,
+    inputs: &[Input],
+    passes: usize,
+    workload: &str,
+    path: &str,
+    mb_per_image: f64,
+) -> Row {
+    let (best, median, report) = time_passes(passes, inputs.len(), || {
+        let out = engine.run(p, inputs).expect("valid spec");
+        assert_eq!(
+            out.report.failed, 0,
+            "{workload} items failed: {}",
+            out.report
+        );
+        out.report
+    });
+    let n = inputs.len().max(1) as f64;
+    let per = |d: std::time::Duration| Some(d.as_secs_f64() * 1e3 / n);
+    let mut row = Row {
+        workload: workload.into(),
+        path: path.into(),
+        images: inputs.len(),
+        best_img_s: best,
+        median_img_s: median,
+        input_mb_s: best * mb_per_image,
+        note: format!("ran on {:?}: {}", report.device, report.reason),
+        ..Row::default()
+    };
+    if let Some(g) = report.gpu {
+        row.upload_ms = per(g.upload);
+        row.kernel_ms = per(g.kernel);
+        row.wait_ms = per(g.wait);
+        row.readback_ms = per(g.readback);
+    }
+    row
+}
+
 fn main() -> Result<(), String> {
     let a = Args::parse();
-    if a.device != "cpu" {
-        return Err("only --device cpu exists in this build".into());
-    }
     let mut builder = Engine::builder();
     if let Some(t) = a.threads {
         builder = builder.cpu_threads(t);
     }
-    let engine = builder.build().map_err(|e| e.to_string())?;
-    let threads = engine.cpu_threads();
+    let mut engines: Vec<(&str, Engine)> = Vec::new();
+    if a.device == "cpu" || a.device == "both" {
+        let e = builder
+            .clone()
+            .device_policy(DevicePolicy::Cpu)
+            .build()
+            .map_err(|e| e.to_string())?;
+        engines.push(("cpu", e));
+    }
+    if a.device == "gpu" || a.device == "both" {
+        match builder.clone().device_policy(DevicePolicy::Gpu).build() {
+            Ok(e) => {
+                if let Some(i) = e.gpu_info() {
+                    println!("gpu: {i}");
+                }
+                engines.push(("gpu", e));
+            }
+            Err(e) if a.device == "both" => println!("gpu: none ({e}); cpu only"),
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let Some((_, first)) = engines.first() else {
+        return Err(format!(
+            "--device {:?}: expected cpu, gpu or both",
+            a.device
+        ));
+    };
+    let threads = first.cpu_threads();
+    println!("cpu threads: {threads}");
     let mut rows = Vec::new();
     let want = |w: &str| a.workload == "all" || a.workload == w;
+    let w1 = match w1_inputs(&a.w1_dir) {
+        Ok(v) => v,
+        Err(e) if a.workload == "g1" || a.workload == "w2" => {
+            println!("{e}; using synthetic frames");
+            Vec::new()
+        }
+        Err(e) => return Err(e),
+    };
 
-    let w1 = w1_inputs(&a.w1_dir)?;
     if want("w1") {
         let p = Pipeline::new()
             .fit(640, 640)
             .imagenet()
             .layout(Layout::Nchw);
-        let bytes: usize = w1.iter().filter_map(|i| i.encoded_len()).sum::<u64>() as usize;
-        let (best, median) = time_passes(a.passes, w1.len(), || {
-            let out = engine.run(&p, &w1).expect("valid spec");
-            assert_eq!(out.report.failed, 0, "W1 items failed");
-        });
-        rows.push(Row {
-            workload: "W1".into(),
-            path: "cpu".into(),
-            images: w1.len(),
-            best_img_s: best,
-            median_img_s: median,
-            input_mb_s: best * bytes as f64 / w1.len() as f64 / 1e6,
-            note: format!("{threads} threads, shrink-on-load, 640x640 fit f32 NCHW"),
-        });
+        let mb =
+            w1.iter().filter_map(|i| i.encoded_len()).sum::<u64>() as f64 / w1.len() as f64 / 1e6;
+        for (name, e) in &engines {
+            rows.push(measure(e, &p, &w1, a.passes, "W1", name, mb));
+        }
     }
-    if want("sol") || a.workload == "all" {
-        // Shrink-on-load's distance from a full decode, on u8 output (before normalization).
+    if want("sol") {
+        let e = &engines[0].1;
         let fast = Pipeline::new().fit(640, 640);
         let exact = fast.clone().exact(true);
-        let a_out = engine.run(&fast, &w1).map_err(|e| e.to_string())?;
-        let b_out = engine.run(&exact, &w1).map_err(|e| e.to_string())?;
+        let a_out = e.run(&fast, &w1).map_err(|e| e.to_string())?;
+        let b_out = e.run(&exact, &w1).map_err(|e| e.to_string())?;
         let (mut max, mut sum, mut sq, mut n) = (0f64, 0f64, 0f64, 0usize);
         for (x, y) in a_out.items.iter().zip(&b_out.items) {
             let (Ok(x), Ok(y)) = (&x.result, &y.result) else {
@@ -162,104 +264,53 @@ fn main() -> Result<(), String> {
         );
     }
     if want("w2") {
-        // Decode 4 W1 files at full resolution once, cycle them to 24 frames.
-        let full = Pipeline::new().exact(true);
-        let frames: Vec<Frame> = w1
-            .iter()
-            .take(4)
-            .map(|i| {
-                let t = engine.run_one(&full, i).map_err(|e| e.to_string())?;
-                let s = t.shape();
-                Frame::new(s[1] as u32, s[0] as u32, t.as_bytes().to_vec())
-                    .map_err(|e| e.to_string())
-            })
-            .collect::<Result<_, String>>()?;
-        let n = 24;
-        let inputs: Vec<Input> = (0..n)
-            .map(|i| Input::frame(format!("f{i}"), frames[i % frames.len()].clone()))
-            .collect();
+        let frames = decoded_frames(&engines[0].1, &w1, 4)?;
+        let inputs = frame_inputs(&frames, 24);
         let p = Pipeline::new()
             .stretch(224, 224)
             .filter(Filter::Bilinear)
             .imagenet()
             .layout(Layout::Nchw);
         let mb = frames[0].byte_len() as f64 / 1e6;
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(threads)
-            .build()
-            .map_err(|e| e.to_string())?;
-        let alg = fir::ResizeAlg::Convolution(fir::FilterType::Bilinear);
-        let fir_alone = || {
-            pool.install(|| {
-                (0..n).into_par_iter().with_max_len(1).for_each(|i| {
-                    let f = &frames[i % frames.len()];
-                    let src = fir::images::ImageRef::new(
-                        f.width(),
-                        f.height(),
-                        f.as_bytes(),
-                        fir::PixelType::U8x3,
-                    )
-                    .expect("frame buffer");
-                    let mut dst = fir::images::Image::new(224, 224, fir::PixelType::U8x3);
-                    fir::Resizer::new()
-                        .resize(&src, &mut dst, &fir::ResizeOptions::new().resize_alg(alg))
-                        .expect("resize");
-                    std::hint::black_box(dst);
-                })
-            })
-        };
-        let ours = || {
-            let out = engine.run(&p, &inputs).expect("valid spec");
-            assert_eq!(out.report.failed, 0);
-        };
-        // Interleave the two so machine noise hits both alike; report per-pass ratios.
-        ours();
-        fir_alone();
-        let (mut r_ours, mut r_fir, mut ratios) = (vec![], vec![], vec![]);
-        for _ in 0..a.passes.max(1) {
-            let t = Instant::now();
-            ours();
-            let o = n as f64 / t.elapsed().as_secs_f64();
-            let t = Instant::now();
-            fir_alone();
-            let f = n as f64 / t.elapsed().as_secs_f64();
-            r_ours.push(o);
-            r_fir.push(f);
-            ratios.push(o / f);
+        for (name, e) in &engines {
+            if *name == "cpu" {
+                rows.extend(w2_cpu_vs_fir(e, &p, &frames, &inputs, a.passes, mb)?);
+            } else {
+                rows.push(measure(e, &p, &inputs, a.passes, "W2", name, mb));
+            }
         }
-        let med = |v: &mut Vec<f64>| {
-            v.sort_by(|a, b| a.total_cmp(b));
-            (v[v.len() - 1], v[v.len() / 2])
-        };
-        let (best, median) = med(&mut r_ours);
-        let (fbest, fmedian) = med(&mut r_fir);
-        let (_, ratio) = med(&mut ratios);
-        rows.push(Row {
-            workload: "W2".into(),
-            path: "cpu (veridoc: resize + normalize)".into(),
-            images: n,
-            best_img_s: best,
-            median_img_s: median,
-            input_mb_s: best * mb,
-            note: format!("{threads} threads, 4032x3024 rgb8 -> 224x224 f32 NCHW"),
-        });
-        rows.push(Row {
-            workload: "W2".into(),
-            path: "cpu (fast_image_resize resize alone)".into(),
-            images: n,
-            best_img_s: fbest,
-            median_img_s: fmedian,
-            input_mb_s: fbest * mb,
-            note: format!("median of per-pass ratios veridoc/fir = {ratio:.3}"),
-        });
+    }
+    if want("g1") {
+        let frames = decoded_frames(&engines[0].1, &w1, 4)?;
+        let inputs = frame_inputs(&frames, a.g1_count);
+        let p = Pipeline::new()
+            .stretch(640, 480)
+            .filter(Filter::Bilinear)
+            .imagenet()
+            .layout(Layout::Nchw);
+        let mb = frames[0].byte_len() as f64 / 1e6;
+        for (name, e) in &engines {
+            rows.push(measure(e, &p, &inputs, a.passes, "G1", name, mb));
+        }
     }
 
-    println!("| workload | path | images | best img/s | median img/s | input MB/s | note |");
-    println!("|---|---|---:|---:|---:|---:|---|");
+    let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
+    println!("| workload | path | images | best img/s | median img/s | input MB/s | upload ms/img | kernel ms/img | wait ms/img | readback ms/img | note |");
+    println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for r in &rows {
         println!(
-            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} |",
-            r.workload, r.path, r.images, r.best_img_s, r.median_img_s, r.input_mb_s, r.note
+            "| {} | {} | {} | {:.1} | {:.1} | {:.1} | {} | {} | {} | {} | {} |",
+            r.workload,
+            r.path,
+            r.images,
+            r.best_img_s,
+            r.median_img_s,
+            r.input_mb_s,
+            ms(r.upload_ms),
+            ms(r.kernel_ms),
+            ms(r.wait_ms),
+            ms(r.readback_ms),
+            r.note
         );
     }
     if let Some(path) = &a.json {
@@ -268,4 +319,88 @@ fn main() -> Result<(), String> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// W2 on the CPU against `fast_image_resize` alone, interleaved so machine noise hits both
+/// alike; the ratio is the median of per-pass ratios.
+fn w2_cpu_vs_fir(
+    engine: &Engine,
+    p: &Pipeline,
+    frames: &[Frame],
+    inputs: &[Input],
+    passes: usize,
+    mb: f64,
+) -> Result<Vec<Row>, String> {
+    let n = inputs.len();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(engine.cpu_threads())
+        .build()
+        .map_err(|e| e.to_string())?;
+    let alg = fir::ResizeAlg::Convolution(fir::FilterType::Bilinear);
+    let fir_alone = || {
+        pool.install(|| {
+            (0..n).into_par_iter().with_max_len(1).for_each(|i| {
+                let f = &frames[i % frames.len()];
+                let src = fir::images::ImageRef::new(
+                    f.width(),
+                    f.height(),
+                    f.as_bytes(),
+                    fir::PixelType::U8x3,
+                )
+                .expect("frame buffer");
+                let mut dst = fir::images::Image::new(224, 224, fir::PixelType::U8x3);
+                fir::Resizer::new()
+                    .resize(&src, &mut dst, &fir::ResizeOptions::new().resize_alg(alg))
+                    .expect("resize");
+                std::hint::black_box(dst);
+            })
+        })
+    };
+    let ours = || {
+        let out = engine.run(p, inputs).expect("valid spec");
+        assert_eq!(out.report.failed, 0);
+    };
+    ours();
+    fir_alone();
+    let (mut r_ours, mut r_fir, mut ratios) = (vec![], vec![], vec![]);
+    for _ in 0..passes.max(1) {
+        let t = Instant::now();
+        ours();
+        let o = n as f64 / t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        fir_alone();
+        let f = n as f64 / t.elapsed().as_secs_f64();
+        r_ours.push(o);
+        r_fir.push(f);
+        ratios.push(o / f);
+    }
+    let stats = |v: &mut Vec<f64>| {
+        v.sort_by(|a, b| a.total_cmp(b));
+        (v[v.len() - 1], v[v.len() / 2])
+    };
+    let (best, median) = stats(&mut r_ours);
+    let (fbest, fmedian) = stats(&mut r_fir);
+    let (_, ratio) = stats(&mut ratios);
+    Ok(vec![
+        Row {
+            workload: "W2".into(),
+            path: "cpu (veridoc: resize + normalize)".into(),
+            images: n,
+            best_img_s: best,
+            median_img_s: median,
+            input_mb_s: best * mb,
+            note: format!("{} threads", engine.cpu_threads()),
+            ..Row::default()
+        },
+        Row {
+            workload: "W2".into(),
+            path: "cpu (fast_image_resize resize alone)".into(),
+            images: n,
+            best_img_s: fbest,
+            median_img_s: fmedian,
+            input_mb_s: fbest * mb,
+            note: format!("median of per-pass ratios veridoc/fir = {ratio:.3}"),
+            ..Row::default()
+        },
+    ])
 }

@@ -24,8 +24,8 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use veridoc::{
-    Anchor, DType, Engine, Filter, Frame, Input, Layout, Pipeline, Resize, IMAGENET_MEAN,
-    IMAGENET_STD,
+    Anchor, DType, DevicePolicy, Engine, Filter, Frame, Input, Layout, Pipeline, Resize,
+    IMAGENET_MEAN, IMAGENET_STD,
 };
 
 #[derive(Parser, Debug)]
@@ -230,11 +230,10 @@ fn main() -> ExitCode {
 
 fn run(a: &Args) -> Result<(), String> {
     let p = pipeline(a)?;
-    match a.device.as_str() {
-        "cpu" | "auto" => {}
-        "gpu" => return Err("--device gpu: this build has no GPU path yet".into()),
-        d => return Err(format!("--device {d:?}: expected cpu, gpu or auto")),
-    }
+    let policy: DevicePolicy = a
+        .device
+        .parse()
+        .map_err(|e: veridoc::Error| e.to_string())?;
     let inputs = if a.inputs.is_empty() {
         println!("no inputs given: processing the built-in generated set");
         default_inputs()
@@ -242,7 +241,13 @@ fn run(a: &Args) -> Result<(), String> {
         collect_inputs(&a.inputs)?
     };
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    let engine = Engine::builder().build().map_err(|e| e.to_string())?;
+    let engine = Engine::builder()
+        .device_policy(policy)
+        .build()
+        .map_err(|e| e.to_string())?;
+    if let Some(gpu) = engine.gpu_info() {
+        println!("gpu: {gpu}");
+    }
     let t0 = Instant::now();
     let mut used = HashSet::new();
     let (mut written, mut failed, mut device) = (0usize, 0usize, None);
