@@ -165,7 +165,7 @@ fn measure(
         best_img_s: best,
         median_img_s: median,
         input_mb_s: best * mb_per_image,
-        note: format!("ran on {:?}: {}", report.device, report.reason),
+        note: format!("ran on {:?}: {}", report.device, report.decision),
         ..Row::default()
     };
     if let Some(g) = report.gpu {

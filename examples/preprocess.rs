@@ -23,9 +23,11 @@ use clap::Parser;
 // re-faults them); see docs/benchmarks.md, W2.
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::io::IsTerminal;
 use veridoc::{
-    Anchor, DType, DevicePolicy, Engine, Filter, Frame, Input, Layout, Pipeline, Resize,
-    IMAGENET_MEAN, IMAGENET_STD,
+    Anchor, DType, DevicePolicy, Engine, Filter, Frame, Input, Layout, MemoryLimit, Pipeline,
+    Resize, StreamOptions, IMAGENET_MEAN, IMAGENET_STD,
 };
 
 #[derive(Parser, Debug)]
@@ -61,6 +63,15 @@ struct Args {
     /// Output directory.
     #[arg(long, default_value = "out/preprocess")]
     out: PathBuf,
+    /// Host memory budget (e.g. 512MiB, 2GiB). Default: half the available memory.
+    #[arg(long)]
+    host_budget: Option<String>,
+    /// GPU memory budget (e.g. 1GiB). Default: derived from the adapter.
+    #[arg(long)]
+    gpu_budget: Option<String>,
+    /// Items per batch. Default: planned from the budget.
+    #[arg(long)]
+    batch: Option<usize>,
     /// Image files or directories (non-recursive). None: a built-in generated set.
     inputs: Vec<PathBuf>,
 }
@@ -149,6 +160,25 @@ fn pipeline(a: &Args) -> Result<Pipeline, String> {
     Ok(p)
 }
 
+/// Parses `512MiB`, `2GiB`, `100MB`, `64k` or a plain byte count.
+fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let v: f64 = num.trim().parse().map_err(|e| format!("size {s:?}: {e}"))?;
+    let mul: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "kib" => 1024.0,
+        "m" | "mb" => 1e6,
+        "mib" => 1024.0 * 1024.0,
+        "g" | "gb" => 1e9,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        u => return Err(format!("size {s:?}: unknown unit {u:?}")),
+    };
+    Ok((v * mul) as u64)
+}
+
 fn is_image_name(p: &Path) -> bool {
     let ext = p
         .extension()
@@ -214,9 +244,6 @@ fn default_inputs() -> Vec<Input> {
 
 use image::ImageEncoder;
 
-/// Inputs per engine batch (bounds memory: 64 x a 640x640 f32 tensor is 315 MB at most).
-const CHUNK: usize = 64;
-
 fn main() -> ExitCode {
     let args = Args::parse();
     match run(&args) {
@@ -241,69 +268,113 @@ fn run(a: &Args) -> Result<(), String> {
         collect_inputs(&a.inputs)?
     };
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
-    let engine = Engine::builder()
-        .device_policy(policy)
-        .build()
-        .map_err(|e| e.to_string())?;
+    let mut builder = Engine::builder().device_policy(policy);
+    if let Some(b) = &a.host_budget {
+        builder = builder.host_memory_limit(MemoryLimit::Bytes(parse_size(b)?));
+    }
+    if let Some(b) = &a.gpu_budget {
+        builder = builder.gpu_memory_limit(parse_size(b)?);
+    }
+    let engine = builder.build().map_err(|e| e.to_string())?;
     if let Some(gpu) = engine.gpu_info() {
         println!("gpu: {gpu}");
     }
-    let t0 = Instant::now();
+    let total = inputs.len();
+    let bar = std::io::stdout().is_terminal().then(|| {
+        let b = ProgressBar::new(total as u64);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta} {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let mut opts = StreamOptions::new();
+    if let Some(n) = a.batch {
+        opts = opts.batch_size(n);
+    }
+    if let Some(b) = bar.clone() {
+        opts = opts.on_progress(move |p| {
+            b.set_position(p.done as u64);
+            b.set_message(format!("{} failed", p.failed));
+        });
+    }
+    let say = |line: String| match &bar {
+        Some(b) => b.println(line),
+        None => println!("{line}"),
+    };
     let mut used = HashSet::new();
-    let (mut written, mut failed, mut device) = (0usize, 0usize, None);
-    // Chunks bound the tensors held at once; each chunk's items run in parallel.
-    for chunk in inputs.chunks(CHUNK) {
-        let out = engine.run(&p, chunk).map_err(|e| e.to_string())?;
-        failed += out.report.failed;
-        device = Some(out.report.device);
-        for (item, input) in out.items.iter().zip(chunk) {
+    let mut written = 0usize;
+    let mut write_error = None;
+    let t0 = Instant::now();
+    let summary = engine
+        .stream(&p, inputs, opts, |it| {
+            let item = it.item;
             match &item.result {
                 Ok(t) => {
-                    let mut stem = input.stem();
+                    let stem0 = Path::new(&item.name)
+                        .file_stem()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| format!("item{}", it.index));
+                    let mut stem = stem0.clone();
                     let mut k = 1;
                     while !used.insert(stem.clone()) {
                         k += 1;
-                        stem = format!("{}_{k}", input.stem());
+                        stem = format!("{stem0}_{k}");
                     }
                     let path = a.out.join(format!("{stem}.npy"));
-                    let file = std::fs::File::create(&path)
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
-                    t.write_npy(std::io::BufWriter::new(file))
-                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                    let res = std::fs::File::create(&path)
+                        .map_err(|e| e.to_string())
+                        .and_then(|f| {
+                            t.write_npy(std::io::BufWriter::new(f))
+                                .map_err(|e| e.to_string())
+                        });
+                    if let Err(e) = res {
+                        write_error.get_or_insert(format!("{}: {e}", path.display()));
+                        return;
+                    }
                     written += 1;
                     let shrink = item
                         .decode
-                        .map(|d| {
-                            if d.shrink > 1 {
-                                format!(", decoded at 1/{}", d.shrink)
-                            } else {
-                                String::new()
-                            }
-                        })
+                        .filter(|d| d.shrink > 1)
+                        .map(|d| format!(", decoded at 1/{}", d.shrink))
                         .unwrap_or_default();
-                    println!(
+                    say(format!(
                         "ok    {} -> {} {:?} {}{shrink}",
                         item.name,
                         path.display(),
                         t.shape(),
                         t.dtype().name()
-                    );
+                    ));
                 }
-                Err(e) => println!("FAIL  {e}"),
+                Err(e) => say(format!("FAIL  {e}")),
             }
-        }
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(e) = write_error {
+        return Err(format!("writing output: {e}"));
     }
     let secs = t0.elapsed().as_secs_f64();
     println!(
-        "total: {} items, {} ok, {} failed in {:.2} s ({:.1} img/s) on {:?}; {} .npy files in {}",
-        inputs.len(),
-        inputs.len() - failed,
-        failed,
+        "total: {} items, {} ok, {} failed in {:.2} s ({:.1} img/s); batches {} (cpu {}, gpu {}, split {}); host memory peak {} of {}; {} .npy files in {}",
+        summary.done,
+        summary.done - summary.failed,
+        summary.failed,
         secs,
-        inputs.len() as f64 / secs.max(1e-9),
-        device.unwrap_or(veridoc::Device::Cpu),
+        summary.done as f64 / secs.max(1e-9),
+        summary.batches,
+        summary.placements[0],
+        summary.placements[1],
+        summary.placements[2],
+        veridoc::fmt_bytes(summary.peak_reserved),
+        veridoc::fmt_bytes(summary.budget),
         written,
         a.out.display()
     );
+    if let Some(d) = &summary.last_decision {
+        println!("last decision: {d}");
+    }
     Ok(())
 }

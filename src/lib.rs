@@ -51,16 +51,25 @@ pub mod geometry;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 mod input;
+pub mod memory;
 pub mod plan;
+pub mod progress;
 pub mod resample;
+pub mod scheduler;
 mod spec;
 mod tensor;
 
 pub use decode::{DecodeInfo, DecodeLimits, ImageFormat};
-pub use engine::{BatchOutput, BatchReport, Device, DevicePolicy, Engine, EngineBuilder, Item};
+pub use engine::{
+    BatchOutput, BatchPlan, BatchReport, CancelToken, Device, DevicePolicy, Engine, EngineBuilder,
+    Item, PlanRequest, StreamItem, StreamOptions, StreamSummary, DEFAULT_HOST_FRACTION, MAX_BATCH,
+};
 pub use error::{fmt_bytes, Error, ErrorKind, GpuError, LimitError, Result};
 pub use frame::Frame;
 pub use input::Input;
+pub use memory::{HostBudget, MemoryLimit, Pressure, Reservation, SystemProbe};
+pub use progress::{Progress, Stage};
+pub use scheduler::{Decision, Placement, Reason};
 pub use spec::{
     Anchor, ChannelOrder, Crop, DType, DecodeOptions, Filter, Layout, Normalize, Pipeline, Resize,
     IMAGENET_MEAN, IMAGENET_STD, MAX_OUTPUT_SIDE,

@@ -286,17 +286,14 @@ fn over_budget_is_a_typed_error_and_auto_falls_back() {
         out.items[1].result.is_ok(),
         "the small image still ran on the gpu"
     );
-    // policy auto with an explicitly selected adapter: the big image falls back to the cpu
+    // policy auto, the batch placed on the gpu: the big image falls back to the cpu
     let auto = Engine::builder()
-        .gpu(veridoc::gpu::GpuSelection::Software)
         .gpu_memory_limit(16 << 20)
-        .build();
-    let Ok(auto) = auto else {
-        eprintln!("SKIPPED fallback half: no software adapter on this machine");
-        return;
-    };
+        .no_persist()
+        .build()
+        .expect("engine");
     let many: Vec<Input> = (0..4).flat_map(|_| inputs.clone()).collect();
-    let out = auto.run(&p, &many).unwrap();
+    let out = auto.run_on(&p, &many, veridoc::Placement::Gpu).unwrap();
     assert_eq!(out.report.device, veridoc::Device::Gpu, "{}", out.report);
     assert_eq!(out.report.failed, 0, "{}", out.report);
     assert_eq!(out.report.cpu_fallback, 4, "{}", out.report);

@@ -1,0 +1,225 @@
+//! The cost model: a linear model per (path, arithmetic), refined online by recursive least
+//! squares with outlier rejection.
+//!
+//! `t = θ · [1, items, encoded MB, frame Mpx, output Mpx]` seconds of wall time for a batch:
+//! a fixed per-batch cost, a per-item cost, decode work (compressed bytes), resize work on
+//! already-decoded frames (input pixels, and the upload on the GPU path) and output work
+//! (normalize, layout, readback). Starting coefficients are measured constants of the
+//! development machine; a short calibration at first use and every measured batch refine
+//! them for the machine at hand.
+
+use serde::{Deserialize, Serialize};
+
+/// Number of features.
+pub const FEATURES: usize = 5;
+
+/// What a batch (or part of one) asks of a path, before it runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Features {
+    /// Items.
+    pub items: f64,
+    /// Compressed input, MB (inputs that must be decoded).
+    pub encoded_mb: f64,
+    /// Already-decoded input, megapixels.
+    pub frame_mpx: f64,
+    /// Output, megapixels.
+    pub out_mpx: f64,
+}
+
+impl Features {
+    /// The feature vector `[1, items, encoded MB, frame Mpx, output Mpx]`.
+    pub fn vector(&self) -> [f64; FEATURES] {
+        [
+            1.0,
+            self.items,
+            self.encoded_mb,
+            self.frame_mpx,
+            self.out_mpx,
+        ]
+    }
+
+    /// Sum of two feature sets.
+    pub fn add(&self, o: &Features) -> Features {
+        Features {
+            items: self.items + o.items,
+            encoded_mb: self.encoded_mb + o.encoded_mb,
+            frame_mpx: self.frame_mpx + o.frame_mpx,
+            out_mpx: self.out_mpx + o.out_mpx,
+        }
+    }
+
+    /// Difference (for prefix sums).
+    pub fn sub(&self, o: &Features) -> Features {
+        Features {
+            items: self.items - o.items,
+            encoded_mb: self.encoded_mb - o.encoded_mb,
+            frame_mpx: self.frame_mpx - o.frame_mpx,
+            out_mpx: self.out_mpx - o.out_mpx,
+        }
+    }
+}
+
+/// Forgetting factor: weight of the past per observation. 0.95 lets ~20 recent batches
+/// dominate, so a machine that gets busier is tracked within a few seconds of work.
+const FORGET: f64 = 0.95;
+/// A measurement more than this many robust deviations from the prediction is an outlier
+/// (one slow batch, a page-cache miss, a GC pause in the host app) and is not learned from.
+const OUTLIER_SIGMAS: f64 = 4.0;
+/// Observations before outlier rejection starts (the first ones define the scale).
+const WARMUP_OBSERVATIONS: u32 = 4;
+
+/// One path's linear model with its RLS state.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LinearModel {
+    /// Coefficients (seconds per unit of each feature).
+    pub theta: [f64; FEATURES],
+    /// RLS inverse-covariance estimate.
+    p: [[f64; FEATURES]; FEATURES],
+    /// Robust scale of relative residuals (EWMA of |residual| / prediction).
+    scale: f64,
+    /// Observations learned from.
+    pub observations: u32,
+    /// Observations rejected as outliers.
+    pub outliers: u32,
+}
+
+impl LinearModel {
+    /// A model starting from `theta`, with confidence `trust` in it (larger = more samples
+    /// needed to move it).
+    pub fn new(theta: [f64; FEATURES], trust: f64) -> LinearModel {
+        let mut p = [[0.0; FEATURES]; FEATURES];
+        for (i, row) in p.iter_mut().enumerate() {
+            row[i] = 1.0 / trust.max(1e-9);
+        }
+        LinearModel {
+            theta,
+            p,
+            scale: 0.25,
+            observations: 0,
+            outliers: 0,
+        }
+    }
+
+    /// Predicted seconds for `f` (never negative).
+    pub fn predict(&self, f: &Features) -> f64 {
+        let x = f.vector();
+        x.iter()
+            .zip(&self.theta)
+            .map(|(a, b)| a * b)
+            .sum::<f64>()
+            .max(0.0)
+    }
+
+    /// Learns from a measured batch; returns false when it was rejected as an outlier.
+    pub fn observe(&mut self, f: &Features, seconds: f64) -> bool {
+        if !seconds.is_finite() || seconds < 0.0 {
+            return false;
+        }
+        let pred = self.predict(f);
+        let rel = (seconds - pred).abs() / pred.max(seconds).max(1e-4);
+        if self.observations >= WARMUP_OBSERVATIONS && rel > OUTLIER_SIGMAS * self.scale.max(0.05) {
+            self.outliers += 1;
+            // Still widen the scale a little, so a real regime change is accepted after a
+            // few consistent "outliers" instead of being ignored forever.
+            self.scale = 0.9 * self.scale + 0.1 * rel;
+            return false;
+        }
+        self.scale = 0.8 * self.scale + 0.2 * rel;
+        let x = f.vector();
+        // RLS: k = P x / (λ + xᵀ P x); θ += k (y - xᵀθ); P = (P - k xᵀ P) / λ
+        let mut px = [0.0; FEATURES];
+        for (i, row) in self.p.iter().enumerate() {
+            px[i] = row.iter().zip(&x).map(|(a, b)| a * b).sum();
+        }
+        let denom = FORGET + x.iter().zip(&px).map(|(a, b)| a * b).sum::<f64>();
+        if denom.abs() < 1e-12 {
+            return false;
+        }
+        let k: Vec<f64> = px.iter().map(|v| v / denom).collect();
+        let err = seconds - x.iter().zip(&self.theta).map(|(a, b)| a * b).sum::<f64>();
+        for (t, ki) in self.theta.iter_mut().zip(&k) {
+            *t += ki * err;
+        }
+        // xᵀP is pxᵀ since P is symmetric
+        for (row, ki) in self.p.iter_mut().zip(&k) {
+            for (v, pj) in row.iter_mut().zip(&px) {
+                *v = (*v - ki * pj) / FORGET;
+            }
+        }
+        // Costs are never negative: clamp coefficients that noise pushed below zero.
+        for t in self.theta.iter_mut() {
+            *t = t.max(0.0);
+        }
+        self.observations += 1;
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn f(items: f64, mb: f64, mpx: f64, out: f64) -> Features {
+        Features {
+            items,
+            encoded_mb: mb,
+            frame_mpx: mpx,
+            out_mpx: out,
+        }
+    }
+
+    #[test]
+    fn learns_a_linear_cost() {
+        // truth: 2 ms fixed + 10 ms per encoded MB + 1 ms per output Mpx
+        let truth = |x: &Features| 0.002 + 0.010 * x.encoded_mb + 0.001 * x.out_mpx;
+        let mut m = LinearModel::new([0.01, 0.01, 0.01, 0.01, 0.01], 1.0);
+        for i in 0..60 {
+            let x = f(
+                1.0 + (i % 7) as f64,
+                0.5 + (i % 5) as f64 * 3.0,
+                0.0,
+                (i % 3) as f64,
+            );
+            m.observe(&x, truth(&x));
+        }
+        let probe = f(8.0, 24.0, 0.0, 3.3);
+        let rel = (m.predict(&probe) - truth(&probe)).abs() / truth(&probe);
+        assert!(rel < 0.05, "prediction off by {rel}");
+    }
+
+    #[test]
+    fn one_slow_batch_does_not_flip_the_model() {
+        let truth = |x: &Features| 0.001 + 0.02 * x.items;
+        let mut m = LinearModel::new([0.0, 0.02, 0.0, 0.0, 0.0], 10.0);
+        for i in 0..20 {
+            let x = f(1.0 + (i % 4) as f64, 0.0, 0.0, 0.0);
+            m.observe(&x, truth(&x));
+        }
+        let before = m.predict(&f(4.0, 0.0, 0.0, 0.0));
+        let slow = f(4.0, 0.0, 0.0, 0.0);
+        assert!(
+            !m.observe(&slow, 10.0 * truth(&slow)),
+            "rejected as an outlier"
+        );
+        let after = m.predict(&slow);
+        assert!(
+            (after - before).abs() / before < 0.01,
+            "{before} -> {after}"
+        );
+        assert_eq!(m.outliers, 1);
+    }
+
+    #[test]
+    fn a_real_regime_change_is_eventually_accepted() {
+        let mut m = LinearModel::new([0.0, 0.01, 0.0, 0.0, 0.0], 10.0);
+        for _ in 0..10 {
+            m.observe(&f(2.0, 0.0, 0.0, 0.0), 0.02);
+        }
+        // the machine becomes 3x slower for good
+        for _ in 0..40 {
+            m.observe(&f(2.0, 0.0, 0.0, 0.0), 0.06);
+        }
+        let p = m.predict(&f(2.0, 0.0, 0.0, 0.0));
+        assert!((p - 0.06).abs() < 0.01, "tracked the new regime: {p}");
+    }
+}

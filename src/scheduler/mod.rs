@@ -1,0 +1,505 @@
+//! The scheduler: per batch, CPU, GPU or a split of both, from a cost model calibrated on
+//! the machine; every decision says what it predicted and why.
+//!
+//! ```text
+//! features per item (encoded MB, frame Mpx, output Mpx)  ->  Scheduler::decide
+//!     predicted seconds on each path (cost.rs), plus the GPU's cold-start cost until its
+//!     first batch; the best split (GPU takes a prefix so both finish together)
+//!     -> Decision { placement, predictions, reason }
+//! measured batch  ->  Scheduler::observe  (online refinement, outliers rejected)
+//! ```
+//!
+//! See `README.md` in this folder for the reasoning behind the rules and constants.
+
+pub mod cost;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+pub use cost::{Features, LinearModel};
+
+use crate::resample::Arithmetic;
+
+/// Where a batch runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "path")]
+#[non_exhaustive]
+pub enum Placement {
+    /// All items on the CPU path.
+    Cpu,
+    /// All items on the GPU path.
+    Gpu,
+    /// The first `gpu_items` on the GPU, the rest on the CPU, concurrently.
+    Split {
+        /// Items (a prefix of the batch) given to the GPU.
+        gpu_items: usize,
+    },
+}
+
+/// Why a placement was chosen.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "kind")]
+#[non_exhaustive]
+pub enum Reason {
+    /// The device policy forces the CPU.
+    PolicyCpu,
+    /// The device policy forces the GPU.
+    PolicyGpu,
+    /// No usable GPU.
+    NoGpu,
+    /// The only adapter is a software rasterizer sharing the CPU cores.
+    SoftwareAdapter,
+    /// Latency mode: a single item would pay the GPU's cold start.
+    GpuCold,
+    /// The cost model predicts this placement is fastest.
+    Fastest,
+    /// The caller asked for this placement for the batch (`Engine::run_on`).
+    Requested,
+    /// The GPU run failed; the batch was re-run on the CPU.
+    GpuFailedFellBack {
+        /// The GPU error.
+        error: String,
+    },
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::PolicyCpu => write!(f, "policy: cpu"),
+            Reason::PolicyGpu => write!(f, "policy: gpu"),
+            Reason::NoGpu => write!(f, "no usable gpu adapter"),
+            Reason::SoftwareAdapter => {
+                write!(
+                    f,
+                    "the only adapter is a software rasterizer sharing the cpu cores"
+                )
+            }
+            Reason::GpuCold => write!(f, "latency mode: the gpu is cold"),
+            Reason::Fastest => write!(f, "predicted fastest"),
+            Reason::Requested => write!(f, "placement requested by the caller"),
+            Reason::GpuFailedFellBack { error } => {
+                write!(f, "gpu failed ({error}); re-ran on the cpu")
+            }
+        }
+    }
+}
+
+/// A scheduling decision with the predictions behind it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// Where the batch runs.
+    pub placement: Placement,
+    /// Predicted seconds on the CPU path.
+    pub predicted_cpu: Option<f64>,
+    /// Predicted seconds on the GPU path (cold start included when cold).
+    pub predicted_gpu: Option<f64>,
+    /// Predicted seconds of the best split.
+    pub predicted_split: Option<f64>,
+    /// Why.
+    pub reason: Reason,
+}
+
+impl std::fmt::Display for Decision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<f64>| v.map_or("-".into(), |s| format!("{:.1} ms", s * 1e3));
+        write!(
+            f,
+            "{:?} ({}; predicted cpu {}, gpu {}, split {})",
+            self.placement,
+            self.reason,
+            ms(self.predicted_cpu),
+            ms(self.predicted_gpu),
+            ms(self.predicted_split)
+        )
+    }
+}
+
+/// What the scheduler knows of the GPU when deciding.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct GpuState {
+    /// A GPU exists and may be used.
+    pub available: bool,
+    /// It is a software adapter that `auto` should not use (not chosen explicitly).
+    pub software_excluded: bool,
+    /// It has completed a batch (pipelines built, first mapping done).
+    pub warm: bool,
+}
+
+/// Extra seconds a cold GPU's first batch costs. GPU-NOTES (H200): a cold first batch costs
+/// 0.15-1 s more than a warm one; 0.3 s is the median of those runs.
+pub const COLD_START_SECONDS: f64 = 0.3;
+/// A split must beat the best single path by this factor: both halves share the CPU cores
+/// for decoding and the host memory bus, which the per-path models do not see.
+const SPLIT_MARGIN: f64 = 0.9;
+/// Items at or below which a batch is latency-bound (one photo being verified).
+pub const LATENCY_ITEMS: usize = 1;
+
+/// Model key: the path and the arithmetic (float resizes cost far more on the CPU).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct ModelKey {
+    /// `true` for the GPU path.
+    pub gpu: bool,
+    /// Fixed-point (`false`) or float (`true`) resize arithmetic.
+    pub float: bool,
+}
+
+impl ModelKey {
+    /// The key for a path and arithmetic.
+    pub fn new(gpu: bool, arithmetic: Arithmetic) -> ModelKey {
+        ModelKey {
+            gpu,
+            float: arithmetic == Arithmetic::Float32,
+        }
+    }
+}
+
+/// Starting coefficients `[fixed s, s/item, s/encoded MB, s/frame Mpx, s/output Mpx]`,
+/// measured on the development machine (2 vCPU Xeon, docs/benchmarks.md): W1 gives 0.011
+/// s/MB of JPEG, W2 0.00023 s/Mpx of bilinear input, the output pass ~0.0015 s/Mpx;
+/// lanczos3 input costs ~0.0017 s/Mpx. The GPU prior is the H200 of GPU-NOTES: ~5 ms per
+/// submission and readback mapping, uploads at ~3 GB/s (3 bytes/px), readback ~9 GB/s.
+pub fn prior(key: ModelKey) -> [f64; cost::FEATURES] {
+    match (key.gpu, key.float) {
+        (false, false) => [0.0005, 0.0002, 0.011, 0.00023, 0.0015],
+        (false, true) => [0.0005, 0.0002, 0.011, 0.0017, 0.0015],
+        (true, false) => [0.005, 0.0001, 0.011, 0.001, 0.0015],
+        (true, true) => [0.005, 0.0001, 0.011, 0.0012, 0.0015],
+    }
+}
+
+/// How much a prior is trusted, in "observations": a few calibration batches move it.
+const PRIOR_TRUST: f64 = 2.0;
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+struct State {
+    models: HashMap<String, LinearModel>,
+    #[serde(skip)]
+    gpu_warm: bool,
+    calibrated: bool,
+}
+
+/// The calibration file's contents.
+#[derive(Debug, Serialize, Deserialize)]
+struct Persisted {
+    fingerprint: String,
+    state: State,
+}
+
+/// Cost models and decisions. Thread-safe; one per engine.
+#[derive(Debug, Default)]
+pub struct Scheduler {
+    state: Mutex<State>,
+}
+
+fn key_name(k: ModelKey) -> String {
+    format!(
+        "{}-{}",
+        if k.gpu { "gpu" } else { "cpu" },
+        if k.float { "float32" } else { "fixed8" }
+    )
+}
+
+impl Scheduler {
+    /// A scheduler starting from the priors.
+    pub fn new() -> Scheduler {
+        Scheduler::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn with_model<T>(&self, key: ModelKey, f: impl FnOnce(&mut LinearModel) -> T) -> T {
+        let mut s = self.lock();
+        let m = s
+            .models
+            .entry(key_name(key))
+            .or_insert_with(|| LinearModel::new(prior(key), PRIOR_TRUST));
+        f(m)
+    }
+
+    /// Predicted seconds for `f` on a path.
+    pub fn predict(&self, key: ModelKey, f: &Features) -> f64 {
+        self.with_model(key, |m| m.predict(f))
+    }
+
+    /// Learns from a measured batch; false when rejected as an outlier.
+    pub fn observe(&self, key: ModelKey, f: &Features, seconds: f64) -> bool {
+        if key.gpu {
+            self.lock().gpu_warm = true;
+        }
+        self.with_model(key, |m| m.observe(f, seconds))
+    }
+
+    /// A copy of a path's model (for reports and tests).
+    pub fn model(&self, key: ModelKey) -> LinearModel {
+        self.with_model(key, |m| m.clone())
+    }
+
+    /// True once the GPU has completed a batch.
+    pub fn gpu_warm(&self) -> bool {
+        self.lock().gpu_warm
+    }
+
+    /// True once calibrated (or loaded from a calibration file).
+    pub fn calibrated(&self) -> bool {
+        self.lock().calibrated
+    }
+
+    /// Marks calibration done.
+    pub fn set_calibrated(&self) {
+        self.lock().calibrated = true;
+    }
+
+    /// Decides where a batch with per-item features `items` runs (policy `auto`).
+    pub fn decide(&self, items: &[Features], arithmetic: Arithmetic, gpu: GpuState) -> Decision {
+        let total = items.iter().fold(Features::default(), |a, f| a.add(f));
+        let cpu_key = ModelKey::new(false, arithmetic);
+        let gpu_key = ModelKey::new(true, arithmetic);
+        let t_cpu = self.predict(cpu_key, &total);
+        let cpu_only = |reason| Decision {
+            placement: Placement::Cpu,
+            predicted_cpu: Some(t_cpu),
+            predicted_gpu: None,
+            predicted_split: None,
+            reason,
+        };
+        if !gpu.available {
+            return cpu_only(Reason::NoGpu);
+        }
+        if gpu.software_excluded {
+            return cpu_only(Reason::SoftwareAdapter);
+        }
+        let cold = if gpu.warm { 0.0 } else { COLD_START_SECONDS };
+        let t_gpu = self.predict(gpu_key, &total) + cold;
+        if items.len() <= LATENCY_ITEMS && !gpu.warm {
+            let mut d = cpu_only(Reason::GpuCold);
+            d.predicted_gpu = Some(t_gpu);
+            return d;
+        }
+        // Best split: the GPU takes the first k items, the CPU the rest, concurrently.
+        let mut prefix = Vec::with_capacity(items.len() + 1);
+        prefix.push(Features::default());
+        for f in items {
+            let last = prefix[prefix.len() - 1];
+            prefix.push(last.add(f));
+        }
+        let mut best_split: Option<(usize, f64)> = None;
+        for (k, head) in prefix.iter().enumerate().take(items.len()).skip(1) {
+            let g = self.predict(gpu_key, head) + cold;
+            let c = self.predict(cpu_key, &total.sub(head));
+            let t = g.max(c);
+            if best_split.is_none_or(|(_, bt)| t < bt) {
+                best_split = Some((k, t));
+            }
+        }
+        let single = t_cpu.min(t_gpu);
+        let (placement, predicted_split) = match best_split {
+            Some((k, t)) if t < SPLIT_MARGIN * single => {
+                (Placement::Split { gpu_items: k }, Some(t))
+            }
+            other => (
+                if t_gpu < t_cpu {
+                    Placement::Gpu
+                } else {
+                    Placement::Cpu
+                },
+                other.map(|o| o.1),
+            ),
+        };
+        Decision {
+            placement,
+            predicted_cpu: Some(t_cpu),
+            predicted_gpu: Some(t_gpu),
+            predicted_split,
+            reason: Reason::Fastest,
+        }
+    }
+
+    /// Loads a calibration file if its fingerprint (engine version, adapter, threads)
+    /// matches; a stale or unreadable file is ignored (and will be overwritten).
+    pub fn load(&self, path: &Path, fingerprint: &str) -> bool {
+        let Ok(text) = std::fs::read_to_string(path) else {
+            return false;
+        };
+        let Ok(p) = serde_json::from_str::<Persisted>(&text) else {
+            return false;
+        };
+        if p.fingerprint != fingerprint {
+            return false;
+        }
+        let mut s = self.lock();
+        let warm = s.gpu_warm;
+        *s = p.state;
+        s.gpu_warm = warm;
+        s.calibrated = true;
+        true
+    }
+
+    /// Writes the calibration file atomically (temporary file, then rename).
+    ///
+    /// # Errors
+    /// I/O errors creating the directory or writing the file.
+    pub fn save(&self, path: &Path, fingerprint: &str) -> std::io::Result<()> {
+        let state = self.lock().clone();
+        let text = serde_json::to_string_pretty(&Persisted {
+            fingerprint: fingerprint.to_string(),
+            state,
+        })
+        .map_err(std::io::Error::other)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn item(mb: f64, out: f64) -> Features {
+        Features {
+            items: 1.0,
+            encoded_mb: mb,
+            frame_mpx: 0.0,
+            out_mpx: out,
+        }
+    }
+
+    fn frame(mpx: f64, out: f64) -> Features {
+        Features {
+            items: 1.0,
+            encoded_mb: 0.0,
+            frame_mpx: mpx,
+            out_mpx: out,
+        }
+    }
+
+    const WARM_GPU: GpuState = GpuState {
+        available: true,
+        software_excluded: false,
+        warm: true,
+    };
+
+    /// A scheduler whose models follow the given per-item costs exactly.
+    fn trained(cpu_per_mpx: f64, gpu_per_mpx: f64, gpu_fixed: f64) -> Scheduler {
+        let s = Scheduler::new();
+        for n in 1..=30 {
+            let f = Features {
+                items: (n % 8 + 1) as f64,
+                encoded_mb: 0.0,
+                frame_mpx: (n % 8 + 1) as f64 * 12.0 * (1.0 + (n % 3) as f64),
+                out_mpx: 0.0,
+            };
+            s.observe(
+                ModelKey::new(false, Arithmetic::Fixed8),
+                &f,
+                cpu_per_mpx * f.frame_mpx,
+            );
+            s.observe(
+                ModelKey::new(true, Arithmetic::Fixed8),
+                &f,
+                gpu_fixed + gpu_per_mpx * f.frame_mpx,
+            );
+        }
+        s
+    }
+
+    #[test]
+    fn no_gpu_or_software_gpu_means_cpu_with_reason() {
+        let s = Scheduler::new();
+        let items = vec![item(3.0, 0.4); 16];
+        let d = s.decide(
+            &items,
+            Arithmetic::Fixed8,
+            GpuState {
+                available: false,
+                software_excluded: false,
+                warm: false,
+            },
+        );
+        assert_eq!(
+            (d.placement, d.reason.clone()),
+            (Placement::Cpu, Reason::NoGpu)
+        );
+        let d = s.decide(
+            &items,
+            Arithmetic::Fixed8,
+            GpuState {
+                available: true,
+                software_excluded: true,
+                warm: true,
+            },
+        );
+        assert_eq!(d.reason, Reason::SoftwareAdapter);
+        assert!(d.predicted_cpu.is_some());
+    }
+
+    #[test]
+    fn a_cold_gpu_never_serves_a_single_photo() {
+        let s = trained(0.01, 0.0001, 0.001);
+        let cold = GpuState {
+            warm: false,
+            ..WARM_GPU
+        };
+        let d = s.decide(&[frame(12.0, 0.4)], Arithmetic::Fixed8, cold);
+        assert_eq!(d.placement, Placement::Cpu);
+        assert_eq!(d.reason, Reason::GpuCold);
+        assert!(d.predicted_gpu.unwrap() >= COLD_START_SECONDS);
+        // once warm, the same photo goes to the (much faster) gpu
+        let d = s.decide(&[frame(12.0, 0.4)], Arithmetic::Fixed8, WARM_GPU);
+        assert_eq!(d.placement, Placement::Gpu, "{d}");
+    }
+
+    #[test]
+    fn big_batches_go_to_the_faster_path_and_small_ones_stay() {
+        // gpu: 20 ms fixed, 10x cheaper per Mpx than the cpu
+        let s = trained(0.002, 0.0002, 0.020);
+        let small = vec![frame(0.3, 0.05)];
+        let d = s.decide(&small, Arithmetic::Fixed8, WARM_GPU);
+        assert_eq!(d.placement, Placement::Cpu, "fixed cost dominates: {d}");
+        let big = vec![frame(12.0, 0.3); 64];
+        let d = s.decide(&big, Arithmetic::Fixed8, WARM_GPU);
+        assert!(
+            matches!(d.placement, Placement::Gpu | Placement::Split { .. }),
+            "{d}"
+        );
+    }
+
+    #[test]
+    fn comparable_paths_split_so_both_finish_together() {
+        // equal per-Mpx cost, no fixed cost: the best is half and half
+        let s = trained(0.001, 0.001, 0.0);
+        let items = vec![frame(10.0, 0.0); 20];
+        let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
+        match d.placement {
+            Placement::Split { gpu_items } => assert!((9..=11).contains(&gpu_items), "{d}"),
+            p => panic!("expected a split, got {p:?}: {d}"),
+        }
+        let t = d.predicted_split.unwrap();
+        assert!(t < 0.6 * d.predicted_cpu.unwrap(), "{d}");
+    }
+
+    #[test]
+    fn calibration_round_trips_and_is_discarded_on_fingerprint_change() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("calibration.json");
+        let s = trained(0.003, 0.0005, 0.01);
+        s.save(&path, "v1|gpu-a").unwrap();
+        let t = Scheduler::new();
+        assert!(t.load(&path, "v1|gpu-a"));
+        let key = ModelKey::new(false, Arithmetic::Fixed8);
+        assert_eq!(t.model(key), s.model(key));
+        assert!(t.calibrated());
+        let u = Scheduler::new();
+        assert!(!u.load(&path, "v2|gpu-a"), "another engine version");
+        assert!(!u.load(&path, "v1|gpu-b"), "another adapter");
+        assert!(!u.calibrated());
+    }
+}
