@@ -294,6 +294,10 @@ fn main() -> Result<(), String> {
         }
     }
 
+    if want_only(&a.workload, "sweep") {
+        rows.extend(sweep(&a, &engines, &w1)?);
+    }
+
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));
     println!("| workload | path | images | best img/s | median img/s | input MB/s | upload ms/img | kernel ms/img | wait ms/img | readback ms/img | note |");
     println!("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|");
@@ -319,6 +323,102 @@ fn main() -> Result<(), String> {
         println!("wrote {}", path.display());
     }
     Ok(())
+}
+
+fn want_only(workload: &str, w: &str) -> bool {
+    workload == w
+}
+
+/// JPEG inputs of about `mpx` megapixels: W1 photos resized (4:3) and re-encoded at q90.
+fn jpeg_inputs(engine: &Engine, w1: &[Input], mpx: f64, n: usize) -> Result<Vec<Input>, String> {
+    let w = ((mpx * 1e6 * 4.0 / 3.0).sqrt()) as u32;
+    let h = w * 3 / 4;
+    let p = Pipeline::new().stretch(w, h);
+    let mut out = Vec::new();
+    for (i, src) in w1.iter().take(n.min(8)).enumerate() {
+        let t = engine.run_one(&p, src).map_err(|e| e.to_string())?;
+        let mut bytes = Vec::new();
+        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
+            .encode(t.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
+            .map_err(|e| e.to_string())?;
+        out.push(Input::bytes(format!("sweep_{mpx}mp_{i}.jpg"), bytes));
+    }
+    Ok((0..n).map(|i| out[i % out.len()].clone()).collect())
+}
+
+/// auto vs the fixed paths over batch size x input size x output size. `auto` uses the
+/// default adapter selection (a software adapter is excluded); `auto-explicit` selects the
+/// adapter explicitly, so the scheduler weighs it (calibrated at first use).
+fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>, String> {
+    let mut builder = Engine::builder().no_persist();
+    if let Some(t) = a.threads {
+        builder = builder.cpu_threads(t);
+    }
+    let auto = builder.clone().build().map_err(|e| e.to_string())?;
+    let explicit = builder
+        .gpu(veridoc::gpu::GpuSelection::Required)
+        .build()
+        .ok();
+    let mut all: Vec<(&str, &Engine)> = engines.iter().map(|(n, e)| (*n, e)).collect();
+    all.push(("auto", &auto));
+    if let Some(e) = &explicit {
+        all.push(("auto-explicit", e));
+    }
+    let conv = &engines[0].1;
+    let mut rows = Vec::new();
+    println!("| batch | input MP | output | cpu img/s | gpu img/s | auto img/s | auto/best | auto-explicit img/s | auto-explicit/best | auto-explicit placement |");
+    println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|");
+    for &mpx in &[0.3, 3.0, 12.0] {
+        let base = if mpx >= 12.0 {
+            w1.iter().take(8).cloned().collect::<Vec<_>>()
+        } else {
+            jpeg_inputs(conv, w1, mpx, 8)?
+        };
+        for &out in &[224u32, 640] {
+            let p = Pipeline::new()
+                .fit(out, out)
+                .imagenet()
+                .layout(Layout::Nchw);
+            for &n in &[1usize, 8, 64] {
+                let inputs: Vec<Input> = (0..n).map(|i| base[i % base.len()].clone()).collect();
+                let mut rates = std::collections::BTreeMap::new();
+                let mut placement = String::new();
+                for (name, e) in &all {
+                    let passes = if *name == "gpu" { 1 } else { a.passes.min(3) };
+                    let (best, _, report) = time_passes(passes, n, || {
+                        let o = e.run(&p, &inputs).expect("valid");
+                        assert_eq!(o.report.failed, 0);
+                        o.report
+                    });
+                    if *name == "auto-explicit" {
+                        placement = format!("{:?}", report.decision.placement);
+                    }
+                    rates.insert(*name, best);
+                    rows.push(Row {
+                        workload: format!("sweep b{n} {mpx}MP {out}px"),
+                        path: name.to_string(),
+                        images: n,
+                        best_img_s: best,
+                        median_img_s: best,
+                        note: format!("{}", report.decision),
+                        ..Row::default()
+                    });
+                }
+                let cpu = rates.get("cpu").copied().unwrap_or(0.0);
+                let gpu = rates.get("gpu").copied().unwrap_or(0.0);
+                let best = cpu.max(gpu);
+                let au = rates.get("auto").copied().unwrap_or(0.0);
+                let ae = rates.get("auto-explicit").copied();
+                println!(
+                    "| {n} | {mpx} | {out}x{out} | {cpu:.1} | {gpu:.1} | {au:.1} | {:.2} | {} | {} | {placement} |",
+                    au / best,
+                    ae.map_or("-".into(), |v| format!("{v:.1}")),
+                    ae.map_or("-".into(), |v| format!("{:.2}", v / best)),
+                );
+            }
+        }
+    }
+    Ok(rows)
 }
 
 /// W2 on the CPU against `fast_image_resize` alone, interleaved so machine noise hits both

@@ -25,6 +25,7 @@ use clap::Parser;
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
+use veridoc::cache::CacheConfig;
 use veridoc::{
     Anchor, DType, DevicePolicy, Engine, Filter, Frame, Input, Layout, MemoryLimit, Pipeline,
     Resize, StreamOptions, IMAGENET_MEAN, IMAGENET_STD,
@@ -72,6 +73,12 @@ struct Args {
     /// Items per batch. Default: planned from the budget.
     #[arg(long)]
     batch: Option<usize>,
+    /// Result cache directory. Default: `<engine cache dir>/results`.
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Do not cache results (nothing written).
+    #[arg(long)]
+    no_cache: bool,
     /// Image files or directories (non-recursive). None: a built-in generated set.
     inputs: Vec<PathBuf>,
 }
@@ -275,6 +282,20 @@ fn run(a: &Args) -> Result<(), String> {
     if let Some(b) = &a.gpu_budget {
         builder = builder.gpu_memory_limit(parse_size(b)?);
     }
+    if !a.no_cache {
+        let dir = a.cache_dir.clone().or_else(|| {
+            Engine::builder()
+                .calibrate(false)
+                .device_policy(DevicePolicy::Cpu)
+                .build()
+                .ok()
+                .and_then(|e| e.cache_dir().map(|d| d.join("results")))
+        });
+        if let Some(dir) = dir {
+            println!("result cache: {}", dir.display());
+            builder = builder.result_cache(CacheConfig::default().disk(dir));
+        }
+    }
     let engine = builder.build().map_err(|e| e.to_string())?;
     if let Some(gpu) = engine.gpu_info() {
         println!("gpu: {gpu}");
@@ -333,13 +354,18 @@ fn run(a: &Args) -> Result<(), String> {
                         return;
                     }
                     written += 1;
+                    let cached = if item.cached {
+                        ", from the result cache"
+                    } else {
+                        ""
+                    };
                     let shrink = item
                         .decode
                         .filter(|d| d.shrink > 1)
                         .map(|d| format!(", decoded at 1/{}", d.shrink))
                         .unwrap_or_default();
                     say(format!(
-                        "ok    {} -> {} {:?} {}{shrink}",
+                        "ok    {} -> {} {:?} {}{shrink}{cached}",
                         item.name,
                         path.display(),
                         t.shape(),
@@ -358,10 +384,11 @@ fn run(a: &Args) -> Result<(), String> {
     }
     let secs = t0.elapsed().as_secs_f64();
     println!(
-        "total: {} items, {} ok, {} failed in {:.2} s ({:.1} img/s); batches {} (cpu {}, gpu {}, split {}); host memory peak {} of {}; {} .npy files in {}",
+        "total: {} items, {} ok, {} failed, {} served from the result cache, in {:.2} s ({:.1} img/s); batches {} (cpu {}, gpu {}, split {}); host memory peak {} of {}; {} .npy files in {}",
         summary.done,
         summary.done - summary.failed,
         summary.failed,
+        summary.cache_hits,
         secs,
         summary.done as f64 / secs.max(1e-9),
         summary.batches,

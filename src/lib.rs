@@ -42,6 +42,7 @@
 
 #![deny(unsafe_code)]
 
+pub mod cache;
 mod cpu;
 pub mod decode;
 mod engine;

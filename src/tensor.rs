@@ -89,12 +89,13 @@ impl std::fmt::Debug for TensorData {
 /// A dense tensor: `shape` (row-major), `layout` naming the axes, contiguous `data`.
 ///
 /// One preprocessed image is `[C, H, W]` (NCHW) or `[H, W, C]` (NHWC); [`Tensor::stack`]
-/// makes `[N, ...]` batches.
+/// makes `[N, ...]` batches. Cloning is cheap: the storage is shared (a cache hit hands out
+/// the cached tensor without copying it).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Tensor {
     shape: Vec<usize>,
     layout: Layout,
-    data: TensorData,
+    data: std::sync::Arc<TensorData>,
 }
 
 impl Tensor {
@@ -116,7 +117,7 @@ impl Tensor {
         Ok(Tensor {
             shape,
             layout,
-            data,
+            data: std::sync::Arc::new(data),
         })
     }
 
@@ -140,9 +141,9 @@ impl Tensor {
         &self.data
     }
 
-    /// Consumes the tensor, returning its storage.
+    /// Consumes the tensor, returning its storage (copied if it is shared).
     pub fn into_data(self) -> TensorData {
-        self.data
+        std::sync::Arc::try_unwrap(self.data).unwrap_or_else(|shared| (*shared).clone())
     }
 
     /// Raw little-endian bytes (zero-copy).
@@ -152,7 +153,7 @@ impl Tensor {
 
     /// f32 elements, when the dtype is f32.
     pub fn as_f32(&self) -> Option<&[f32]> {
-        match &self.data {
+        match &*self.data {
             TensorData::F32(v) => Some(v),
             _ => None,
         }
@@ -160,7 +161,7 @@ impl Tensor {
 
     /// u8 elements, when the dtype is u8.
     pub fn as_u8(&self) -> Option<&[u8]> {
-        match &self.data {
+        match &*self.data {
             TensorData::U8(v) => Some(v),
             _ => None,
         }
@@ -168,7 +169,7 @@ impl Tensor {
 
     /// f16 elements, when the dtype is f16.
     pub fn as_f16(&self) -> Option<&[f16]> {
-        match &self.data {
+        match &*self.data {
             TensorData::F16(v) => Some(v),
             _ => None,
         }
@@ -211,6 +212,64 @@ impl Tensor {
         let mut shape = vec![items.len()];
         shape.extend_from_slice(&first.shape);
         Tensor::new(shape, first.layout, data)
+    }
+
+    /// Serializes shape, layout, dtype and data (the result cache's payload):
+    /// `ndim u8 | layout u8 | dtype u8 | shape u64 x ndim | data` (little-endian).
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(3 + 8 * self.shape.len() + self.as_bytes().len());
+        out.push(self.shape.len() as u8);
+        out.push(match self.layout {
+            Layout::Nchw => 0,
+            Layout::Nhwc => 1,
+        });
+        out.push(match self.dtype() {
+            DType::U8 => 0,
+            DType::F16 => 1,
+            DType::F32 => 2,
+        });
+        for d in &self.shape {
+            out.extend_from_slice(&(*d as u64).to_le_bytes());
+        }
+        out.extend_from_slice(self.as_bytes());
+        out
+    }
+
+    /// Parses [`Tensor::to_bytes`]' format.
+    ///
+    /// # Errors
+    /// `InvalidInput` when the bytes are malformed.
+    pub fn from_bytes(b: &[u8]) -> Result<Tensor> {
+        let bad = || Error::invalid("malformed tensor bytes");
+        let (&ndim, rest) = b.split_first().ok_or_else(bad)?;
+        let (&layout, rest) = rest.split_first().ok_or_else(bad)?;
+        let (&dtype, rest) = rest.split_first().ok_or_else(bad)?;
+        let ndim = ndim as usize;
+        if rest.len() < 8 * ndim || ndim == 0 {
+            return Err(bad());
+        }
+        let shape: Vec<usize> = rest[..8 * ndim]
+            .chunks_exact(8)
+            .map(|c| u64::from_le_bytes(c.try_into().unwrap_or([0; 8])) as usize)
+            .collect();
+        let data = &rest[8 * ndim..];
+        let layout = match layout {
+            0 => Layout::Nchw,
+            1 => Layout::Nhwc,
+            _ => return Err(bad()),
+        };
+        let dtype = match dtype {
+            0 => DType::U8,
+            1 => DType::F16,
+            2 => DType::F32,
+            _ => return Err(bad()),
+        };
+        if data.len() % dtype.size() != 0 {
+            return Err(bad());
+        }
+        let mut td = TensorData::zeros(dtype, data.len() / dtype.size());
+        td.as_bytes_mut().copy_from_slice(data);
+        Tensor::new(shape, layout, td)
     }
 
     /// Writes the tensor as a NumPy `.npy` (format 1.0, little-endian, C order).
@@ -271,6 +330,20 @@ mod tests {
         let header = std::str::from_utf8(&buf[10..10 + hl]).unwrap();
         assert!(header.contains("'shape': (3, 2, 2)"), "{header}");
         assert_eq!(buf.len(), 10 + hl + 48);
+    }
+
+    #[test]
+    fn bytes_round_trip() {
+        let t = Tensor::new(
+            vec![2, 3],
+            Layout::Nchw,
+            TensorData::F16((0..6).map(|i| f16::from_f32(i as f32 * 0.5)).collect()),
+        )
+        .unwrap();
+        let b = t.to_bytes();
+        assert_eq!(Tensor::from_bytes(&b).unwrap(), t);
+        assert!(Tensor::from_bytes(&b[..b.len() - 1]).is_err());
+        assert!(Tensor::from_bytes(&[]).is_err());
     }
 
     #[test]

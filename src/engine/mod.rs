@@ -81,6 +81,8 @@ pub struct EngineBuilder {
     cache_dir: Option<PathBuf>,
     persist: bool,
     calibrate: bool,
+    result_cache: Option<crate::cache::CacheConfig>,
+    model_cache: Option<crate::cache::ModelCacheConfig>,
 }
 
 impl EngineBuilder {
@@ -153,6 +155,20 @@ impl EngineBuilder {
         self
     }
 
+    /// Enables the result cache (memory tier, plus a disk tier when the config has a
+    /// directory). Default: none (identity photos are not kept unless asked for).
+    pub fn result_cache(mut self, cfg: crate::cache::CacheConfig) -> Self {
+        self.result_cache = Some(cfg);
+        self
+    }
+
+    /// Model cache settings. Default: `ModelCacheConfig::default()` with its disk tier in
+    /// `<cache dir>/models` (none with `no_persist`).
+    pub fn model_cache(mut self, cfg: crate::cache::ModelCacheConfig) -> Self {
+        self.model_cache = Some(cfg);
+        self
+    }
+
     /// Builds the engine.
     ///
     /// # Errors
@@ -195,6 +211,19 @@ impl EngineBuilder {
         };
         let host = HostBudget::new(self.host_limit.resolve(probe.as_ref()).max(1));
         let cache_dir = self.cache_dir.or_else(default_cache_dir);
+        let cache_dir = if self.persist { cache_dir } else { None };
+        let results = match self.result_cache {
+            Some(cfg) => Some(crate::cache::ResultCache::new(cfg)?),
+            None => None,
+        };
+        let model_cfg = match (self.model_cache, &cache_dir) {
+            (Some(c), _) => c,
+            (None, Some(d)) => {
+                crate::cache::ModelCacheConfig::default().spill_dir(d.join("models"))
+            }
+            (None, None) => crate::cache::ModelCacheConfig::default(),
+        };
+        let models = crate::cache::ModelCache::new(model_cfg)?;
         let engine = Engine {
             pool: Arc::new(pool),
             threads,
@@ -207,8 +236,10 @@ impl EngineBuilder {
             scheduler: Scheduler::new(),
             host,
             probe,
-            cache_dir: if self.persist { cache_dir } else { None },
+            cache_dir,
             calibrate: self.calibrate,
+            results,
+            models,
             calibration_lock: std::sync::Mutex::new(()),
         };
         if let Some(path) = engine.calibration_path() {
@@ -246,6 +277,8 @@ pub struct Engine {
     cache_dir: Option<PathBuf>,
     calibrate: bool,
     calibration_lock: std::sync::Mutex<()>,
+    results: Option<crate::cache::ResultCache>,
+    models: crate::cache::ModelCache,
 }
 
 /// One decoded, planned input, ready for either path, with the host memory it holds.
@@ -272,7 +305,26 @@ impl Engine {
             cache_dir: None,
             persist: true,
             calibrate: true,
+            result_cache: None,
+            model_cache: None,
         }
+    }
+
+    /// The result cache, when enabled.
+    pub fn result_cache(&self) -> Option<&crate::cache::ResultCache> {
+        self.results.as_ref()
+    }
+
+    /// The model cache.
+    pub fn models(&self) -> &crate::cache::ModelCache {
+        &self.models
+    }
+
+    /// Forgets every cached result and model, in memory and on disk; returns the number of
+    /// result entries removed.
+    pub fn wipe_caches(&self) -> usize {
+        self.models.wipe();
+        self.results.as_ref().map_or(0, |r| r.wipe())
     }
 
     /// Worker threads of the CPU pool.

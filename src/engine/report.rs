@@ -16,8 +16,10 @@ pub struct Item {
     pub name: String,
     /// The tensor, or why this input failed. Other items are unaffected.
     pub result: Result<Tensor>,
-    /// How the input was decoded (absent for frames and failed decodes).
+    /// How the input was decoded (absent for frames, failed decodes and cache hits).
     pub decode: Option<DecodeInfo>,
+    /// Served from the result cache.
+    pub cached: bool,
 }
 
 /// Where a batch ran.
@@ -61,6 +63,10 @@ pub struct BatchReport {
     pub cpu_fallback: usize,
     /// Host memory reserved by the engine at its peak during the batch (budget-wide).
     pub host_peak: u64,
+    /// Items served from the result cache.
+    pub cache_hits: usize,
+    /// Items looked up in the result cache and computed.
+    pub cache_misses: usize,
     /// GPU stage timings, when part of the batch ran on the GPU.
     #[cfg(feature = "gpu")]
     pub gpu: Option<crate::gpu::GpuTimings>,
@@ -85,6 +91,8 @@ impl BatchReport {
             shrunk_on_load: 0,
             cpu_fallback: 0,
             host_peak: 0,
+            cache_hits: 0,
+            cache_misses: 0,
             #[cfg(feature = "gpu")]
             gpu: None,
         }
@@ -108,6 +116,13 @@ impl std::fmt::Display for BatchReport {
         )?;
         if self.cpu_fallback > 0 {
             write!(f, "; {} items fell back to the cpu", self.cpu_fallback)?;
+        }
+        if self.cache_hits + self.cache_misses > 0 {
+            write!(
+                f,
+                "; result cache {} hits, {} misses",
+                self.cache_hits, self.cache_misses
+            )?;
         }
         #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {

@@ -102,9 +102,95 @@ impl Engine {
     /// the items.
     pub fn run(&self, p: &Pipeline, inputs: &[Input]) -> Result<BatchOutput> {
         p.validate()?;
-        let feats: Vec<Features> = inputs.iter().map(|i| item_features(p, i)).collect();
-        let decision = self.decide(p, &feats);
-        Ok(self.execute(p, inputs, &feats, decision))
+        Ok(self.with_cache(p, inputs, |todo| {
+            let feats: Vec<Features> = todo.iter().map(|i| item_features(p, i)).collect();
+            let decision = self.decide(p, &feats);
+            self.execute(p, todo, &feats, decision)
+        }))
+    }
+
+    /// Serves what the result cache has, runs `compute` on the rest, stores its results.
+    pub(crate) fn with_cache(
+        &self,
+        p: &Pipeline,
+        inputs: &[Input],
+        compute: impl FnOnce(&[Input]) -> BatchOutput,
+    ) -> BatchOutput {
+        let Some(cache) = &self.results else {
+            return compute(inputs);
+        };
+        let start = Instant::now();
+        let keys: Vec<Option<[u8; 32]>> = self.pool.install(|| {
+            inputs
+                .par_iter()
+                .map(|i| {
+                    cache
+                        .digest(i)
+                        .ok()
+                        .map(|d| crate::cache::ResultCache::key(&d, p))
+                })
+                .collect()
+        });
+        let mut slots: Vec<Option<Item>> = (0..inputs.len()).map(|_| None).collect();
+        let mut todo_idx = Vec::new();
+        for (i, k) in keys.iter().enumerate() {
+            match k.and_then(|k| cache.get(&k)) {
+                Some(t) => {
+                    slots[i] = Some(Item {
+                        name: inputs[i].name(),
+                        result: Ok(t),
+                        decode: None,
+                        cached: true,
+                    })
+                }
+                None => todo_idx.push(i),
+            }
+        }
+        let hits = inputs.len() - todo_idx.len();
+        let todo: Vec<Input> = todo_idx.iter().map(|&i| inputs[i].clone()).collect();
+        let mut out = if todo.is_empty() {
+            let d = Decision {
+                placement: Placement::Cpu,
+                predicted_cpu: None,
+                predicted_gpu: None,
+                predicted_split: None,
+                reason: Reason::AllCached,
+            };
+            BatchOutput {
+                items: Vec::new(),
+                report: BatchReport::new(d, 0),
+            }
+        } else {
+            compute(&todo)
+        };
+        for (&i, item) in todo_idx.iter().zip(out.items.drain(..)) {
+            if let (Some(k), Ok(t)) = (keys[i], &item.result) {
+                cache.put(&k, t);
+            }
+            slots[i] = Some(item);
+        }
+        let mut report = out.report;
+        report.items = inputs.len();
+        report.cache_hits = hits;
+        report.cache_misses = todo_idx.len();
+        if todo_idx.is_empty() {
+            report.wall = start.elapsed();
+        }
+        let items = slots
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| {
+                s.unwrap_or_else(|| Item {
+                    name: inputs[i].name(),
+                    result: Err(
+                        Error::invalid("item produced no result").with_input(inputs[i].name())
+                    ),
+                    decode: None,
+                    cached: false,
+                })
+            })
+            .collect();
+        BatchOutput { items, report }
     }
 
     /// Like [`Engine::run`], but on the given placement instead of the scheduler's choice
@@ -161,12 +247,14 @@ impl Engine {
                 available: true,
                 software_excluded: g.info().is_software && !self.gpu_explicit,
                 warm: self.scheduler.gpu_warm(),
+                shares_cpu: g.info().is_software,
             };
         }
         GpuState {
             available: false,
             software_excluded: false,
             warm: false,
+            shares_cpu: false,
         }
     }
 
@@ -304,6 +392,7 @@ impl Engine {
                 name: inputs[i].name(),
                 result: Err(Error::invalid("item produced no result").with_input(inputs[i].name())),
                 decode: None,
+                cached: false,
             });
             report.failed += it.result.is_err() as usize;
             report.shrunk_on_load += it.decode.is_some_and(|d| d.shrink > 1) as usize;
@@ -357,6 +446,7 @@ impl Engine {
             result: result.map_err(|e| e.with_input(name.clone())),
             name,
             decode,
+            cached: false,
         };
         (item, t1 - t0, t2 - t1)
     }
@@ -445,6 +535,7 @@ impl Engine {
                             name: inputs[i].name(),
                             result: Err(Error::unsupported("built without the `gpu` feature")),
                             decode: None,
+                            cached: false,
                         },
                     )
                 })
@@ -534,6 +625,7 @@ impl Engine {
                                 name: inputs[i].name(),
                                 result: Ok(tensor),
                                 decode: info,
+                                cached: false,
                             },
                         ));
                     }
@@ -556,6 +648,7 @@ impl Engine {
                             name: inputs[*i].name(),
                             result: r.map_err(|e| e.with_input(inputs[*i].name())),
                             decode: pr.info,
+                            cached: false,
                         };
                         (*i, item)
                     })
@@ -664,5 +757,6 @@ fn failed_item(input: &Input, e: Error, decode: Option<crate::decode::DecodeInfo
         name: input.name(),
         result: Err(e.with_input(input.name())),
         decode,
+        cached: false,
     }
 }

@@ -180,8 +180,10 @@ pub struct StreamSummary {
     pub budget: u64,
     /// Wall time.
     pub elapsed: Duration,
-    /// The decision of the last batch.
+    /// The decision of the last batch that computed anything.
     pub last_decision: Option<Decision>,
+    /// Items served from the result cache.
+    pub cache_hits: usize,
 }
 
 /// What to plan for.
@@ -340,6 +342,7 @@ impl Engine {
             budget: self.host.limit(),
             elapsed: Duration::ZERO,
             last_decision: None,
+            cache_hits: 0,
         };
         let mut batch_size = opts.batch_size.unwrap_or(MAX_BATCH);
         let mut planned = opts.batch_size.is_some();
@@ -391,13 +394,21 @@ impl Engine {
             index += batch.len();
             let (results, decision) = match outputs {
                 Ok(r) => {
-                    let feats: Vec<Features> = batch.iter().map(|i| item_features(p, i)).collect();
-                    let decision = self.decide(p, &feats);
-                    let out =
-                        self.run_batch_cancellable(p, &batch, &feats, decision.clone(), &opts);
+                    let mut decision = None;
+                    let out = self.with_cache(p, &batch, |todo| {
+                        let feats: Vec<Features> =
+                            todo.iter().map(|i| item_features(p, i)).collect();
+                        let d = self.decide(p, &feats);
+                        decision = Some(d.clone());
+                        let items = self.run_batch_cancellable(p, todo, &feats, d.clone(), &opts);
+                        let mut report = super::report::BatchReport::new(d, todo.len());
+                        report.failed = items.iter().filter(|i| i.result.is_err()).count();
+                        super::report::BatchOutput { items, report }
+                    });
+                    summary.cache_hits += out.report.cache_hits;
                     summary.peak_reserved = summary.peak_reserved.max(self.host.peak());
                     drop(r);
-                    (out, Some(decision))
+                    (out.items, decision)
                 }
                 // The outputs alone cannot fit: every item of this batch fails with it.
                 Err(e) => (
@@ -415,6 +426,7 @@ impl Engine {
                             })
                             .with_input(i.name())),
                             decode: None,
+                            cached: false,
                         })
                         .collect(),
                     None,
@@ -429,7 +441,9 @@ impl Engine {
                 };
                 summary.placements[slot] += 1;
             }
-            summary.last_decision = decision;
+            if decision.is_some() {
+                summary.last_decision = decision;
+            }
             let mut order: Vec<(usize, Item)> = results
                 .into_iter()
                 .enumerate()
@@ -494,6 +508,7 @@ impl Engine {
                             name: i.name(),
                             result: Err(Error::new(crate::ErrorKind::Cancelled)),
                             decode: None,
+                            cached: false,
                         })
                         .collect();
                 }
@@ -511,6 +526,7 @@ impl Engine {
                                         name: input.name(),
                                         result: Err(Error::new(crate::ErrorKind::Cancelled)),
                                         decode: None,
+                                        cached: false,
                                     }
                                 } else {
                                     self.run_item_cpu(p, &lut, input).0

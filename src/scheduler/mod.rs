@@ -58,6 +58,8 @@ pub enum Reason {
     Fastest,
     /// The caller asked for this placement for the batch (`Engine::run_on`).
     Requested,
+    /// Every item was served from the result cache.
+    AllCached,
     /// The GPU run failed; the batch was re-run on the CPU.
     GpuFailedFellBack {
         /// The GPU error.
@@ -80,6 +82,7 @@ impl std::fmt::Display for Reason {
             Reason::GpuCold => write!(f, "latency mode: the gpu is cold"),
             Reason::Fastest => write!(f, "predicted fastest"),
             Reason::Requested => write!(f, "placement requested by the caller"),
+            Reason::AllCached => write!(f, "every item served from the result cache"),
             Reason::GpuFailedFellBack { error } => {
                 write!(f, "gpu failed ({error}); re-ran on the cpu")
             }
@@ -126,6 +129,9 @@ pub struct GpuState {
     pub software_excluded: bool,
     /// It has completed a batch (pipelines built, first mapping done).
     pub warm: bool,
+    /// It runs on the CPU cores (a software adapter chosen explicitly): a split would make
+    /// both halves compete for the same cores, so the scheduler never splits.
+    pub shares_cpu: bool,
 }
 
 /// Extra seconds a cold GPU's first batch costs. GPU-NOTES (H200): a cold first batch costs
@@ -297,6 +303,9 @@ impl Scheduler {
             }
         }
         let single = t_cpu.min(t_gpu);
+        if gpu.shares_cpu {
+            best_split = None;
+        }
         let (placement, predicted_split) = match best_split {
             Some((k, t)) if t < SPLIT_MARGIN * single => {
                 (Placement::Split { gpu_items: k }, Some(t))
@@ -385,6 +394,7 @@ mod tests {
         available: true,
         software_excluded: false,
         warm: true,
+        shares_cpu: false,
     };
 
     /// A scheduler whose models follow the given per-item costs exactly.
@@ -422,6 +432,7 @@ mod tests {
                 available: false,
                 software_excluded: false,
                 warm: false,
+                shares_cpu: false,
             },
         );
         assert_eq!(
@@ -435,6 +446,7 @@ mod tests {
                 available: true,
                 software_excluded: true,
                 warm: true,
+                shares_cpu: true,
             },
         );
         assert_eq!(d.reason, Reason::SoftwareAdapter);
@@ -484,6 +496,13 @@ mod tests {
         }
         let t = d.predicted_split.unwrap();
         assert!(t < 0.6 * d.predicted_cpu.unwrap(), "{d}");
+        // a software adapter shares the cores: never split
+        let sw = GpuState {
+            shares_cpu: true,
+            ..WARM_GPU
+        };
+        let d = s.decide(&items, Arithmetic::Fixed8, sw);
+        assert!(!matches!(d.placement, Placement::Split { .. }), "{d}");
     }
 
     #[test]

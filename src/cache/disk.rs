@@ -1,0 +1,399 @@
+//! The persistent tier: one file per entry in a directory that survives restarts and can be
+//! shared by several processes.
+//!
+//! ```text
+//! entry file <key>.vde = header (64 bytes) + payload
+//!   header: magic "VDOC" | format version u16 | kind u8 | reserved u8 | created (unix s) u64
+//!           | ttl (s, 0 = none) u64 | payload length u64 | blake3(payload) [32]
+//! put:   write ".tmp-<pid>-<n>" -> fsync -> rename to <key>.vde (atomic: readers see the old
+//!        entry, the new one, or none; a writer killed mid-write leaves only a temp file)
+//! get:   open -> check magic, version, length, TTL, checksum -> touch mtime (LRU order);
+//!        a corrupt, truncated or expired entry is removed and reported as a miss
+//! evict: when the directory exceeds its byte cap, least recently used entries go first
+//! ```
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::WallClock;
+use crate::error::{Error, ErrorKind, Result};
+
+const MAGIC: &[u8; 4] = b"VDOC";
+/// Bumped whenever the header or a payload encoding changes; older entries become misses.
+pub const FORMAT_VERSION: u16 = 1;
+const HEADER: usize = 64;
+const EXT: &str = "vde";
+/// Temp files older than this are leftovers of killed writers and are deleted on scans.
+const STALE_TEMP: Duration = Duration::from_secs(3600);
+
+/// What an entry holds (checked on read, so a model never decodes as a result).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum EntryKind {
+    /// A preprocessed tensor.
+    Result = 1,
+    /// A path fast-path record (content digest of a file version).
+    PathIndex = 2,
+    /// A model in its fast binary form.
+    Model = 3,
+}
+
+/// Why a read found nothing usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Miss {
+    /// No such entry.
+    Absent,
+    /// Older than its TTL (removed).
+    Expired,
+    /// Bad magic, version, length or checksum (removed).
+    Corrupt,
+}
+
+/// A directory of checksummed entries with a byte cap and a TTL.
+#[derive(Debug)]
+pub struct DiskStore {
+    dir: PathBuf,
+    cap: u64,
+    ttl: Option<Duration>,
+    clock: WallClock,
+    counter: AtomicU64,
+}
+
+fn io(e: std::io::Error, what: &str, path: &Path) -> Error {
+    Error::new(ErrorKind::Cache(format!("{what} {}: {e}", path.display())))
+}
+
+impl DiskStore {
+    /// Opens (creating) `dir` with a byte cap and an optional TTL.
+    ///
+    /// # Errors
+    /// `Cache` when the directory cannot be created.
+    pub fn open(
+        dir: impl Into<PathBuf>,
+        cap: u64,
+        ttl: Option<Duration>,
+        clock: WallClock,
+    ) -> Result<DiskStore> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(|e| io(e, "create", &dir))?;
+        Ok(DiskStore {
+            dir,
+            cap,
+            ttl,
+            clock,
+            counter: AtomicU64::new(0),
+        })
+    }
+
+    /// The directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    fn path(&self, key: &str) -> PathBuf {
+        self.dir.join(format!("{key}.{EXT}"))
+    }
+
+    fn now_secs(&self) -> u64 {
+        self.clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs())
+    }
+
+    /// Writes an entry atomically, then enforces the byte cap.
+    ///
+    /// # Errors
+    /// `Cache` on I/O failure (the previous entry, if any, is unaffected).
+    pub fn put(&self, key: &str, kind: EntryKind, payload: &[u8]) -> Result<()> {
+        let mut header = [0u8; HEADER];
+        header[..4].copy_from_slice(MAGIC);
+        header[4..6].copy_from_slice(&FORMAT_VERSION.to_le_bytes());
+        header[6] = kind as u8;
+        header[8..16].copy_from_slice(&self.now_secs().to_le_bytes());
+        let ttl = self.ttl.map_or(0, |t| t.as_secs().max(1));
+        header[16..24].copy_from_slice(&ttl.to_le_bytes());
+        header[24..32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
+        header[32..64].copy_from_slice(blake3::hash(payload).as_bytes());
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        let tmp = self
+            .dir
+            .join(format!(".tmp-{}-{n}-{key}", std::process::id()));
+        let write = || -> std::io::Result<()> {
+            let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
+            f.write_all(&header)?;
+            f.write_all(payload)?;
+            f.sync_all()?;
+            fs::rename(&tmp, self.path(key))
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(io(e, "write", &self.path(key)));
+        }
+        self.enforce_cap()?;
+        Ok(())
+    }
+
+    /// Reads an entry; a corrupt, truncated, expired or mismatched entry is removed.
+    pub fn get(&self, key: &str, kind: EntryKind) -> std::result::Result<Vec<u8>, Miss> {
+        let path = self.path(key);
+        let Ok(mut f) = File::open(&path) else {
+            return Err(Miss::Absent);
+        };
+        let mut buf = Vec::new();
+        if f.read_to_end(&mut buf).is_err() {
+            return Err(Miss::Absent);
+        }
+        match self.check(&buf, kind) {
+            Ok(()) => {
+                // LRU order for eviction: a hit refreshes the entry's modification time.
+                let _ = f.set_modified(SystemTime::now());
+                buf.drain(..HEADER);
+                Ok(buf)
+            }
+            Err(m) => {
+                let _ = fs::remove_file(&path);
+                Err(m)
+            }
+        }
+    }
+
+    /// Reads an entry into a memory map (models: no copy, no parsing), verified like `get`.
+    pub fn get_mapped(&self, key: &str, kind: EntryKind) -> std::result::Result<MappedEntry, Miss> {
+        let path = self.path(key);
+        let Ok(f) = File::open(&path) else {
+            return Err(Miss::Absent);
+        };
+        let Ok(map) = super::map_file(&f) else {
+            return Err(Miss::Absent);
+        };
+        match self.check(&map, kind) {
+            Ok(()) => {
+                let _ = f.set_modified(SystemTime::now());
+                Ok(MappedEntry { map })
+            }
+            Err(m) => {
+                drop(map);
+                let _ = fs::remove_file(&path);
+                Err(m)
+            }
+        }
+    }
+
+    fn check(&self, buf: &[u8], kind: EntryKind) -> std::result::Result<(), Miss> {
+        if buf.len() < HEADER || &buf[..4] != MAGIC {
+            return Err(Miss::Corrupt);
+        }
+        let u64_at = |o: usize| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&buf[o..o + 8]);
+            u64::from_le_bytes(b)
+        };
+        if u16::from_le_bytes([buf[4], buf[5]]) != FORMAT_VERSION || buf[6] != kind as u8 {
+            return Err(Miss::Corrupt);
+        }
+        let (created, ttl, len) = (u64_at(8), u64_at(16), u64_at(24));
+        if len != (buf.len() - HEADER) as u64 {
+            return Err(Miss::Corrupt);
+        }
+        if ttl > 0 && self.now_secs() >= created.saturating_add(ttl) {
+            return Err(Miss::Expired);
+        }
+        if blake3::hash(&buf[HEADER..]).as_bytes() != &buf[32..64] {
+            return Err(Miss::Corrupt);
+        }
+        Ok(())
+    }
+
+    /// Removes one entry (absent is fine).
+    pub fn remove(&self, key: &str) {
+        let _ = fs::remove_file(self.path(key));
+    }
+
+    /// Entries as (path, size, modified), temp files cleaned up on the way.
+    fn scan(&self) -> Vec<(PathBuf, u64, SystemTime)> {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        let now = SystemTime::now();
+        let mut out = Vec::new();
+        for e in rd.flatten() {
+            let path = e.path();
+            let Ok(meta) = e.metadata() else { continue };
+            let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if name.starts_with(".tmp-") {
+                if now.duration_since(modified).unwrap_or_default() > STALE_TEMP {
+                    let _ = fs::remove_file(&path);
+                }
+                continue;
+            }
+            if path.extension().is_some_and(|x| x == EXT) {
+                out.push((path, meta.len(), modified));
+            }
+        }
+        out
+    }
+
+    /// Bytes of all entries.
+    pub fn bytes(&self) -> u64 {
+        self.scan().iter().map(|e| e.1).sum()
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.scan().len()
+    }
+
+    /// True when there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Deletes least recently used entries until the directory is under its cap; returns
+    /// how many were evicted.
+    ///
+    /// # Errors
+    /// Never for races with other processes (vanished files are skipped).
+    pub fn enforce_cap(&self) -> Result<usize> {
+        let mut entries = self.scan();
+        let mut total: u64 = entries.iter().map(|e| e.1).sum();
+        if total <= self.cap {
+            return Ok(0);
+        }
+        entries.sort_by_key(|e| e.2);
+        let mut evicted = 0;
+        for (path, size, _) in entries {
+            if total <= self.cap {
+                break;
+            }
+            if fs::remove_file(&path).is_ok() {
+                evicted += 1;
+            }
+            total = total.saturating_sub(size);
+        }
+        Ok(evicted)
+    }
+
+    /// Deletes every entry (and temp file); returns how many entries were removed.
+    pub fn wipe(&self) -> usize {
+        let Ok(rd) = fs::read_dir(&self.dir) else {
+            return 0;
+        };
+        let mut n = 0;
+        for e in rd.flatten() {
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            let ours = name.starts_with(".tmp-") || e.path().extension().is_some_and(|x| x == EXT);
+            if ours && fs::remove_file(e.path()).is_ok() && !name.starts_with(".tmp-") {
+                n += 1;
+            }
+        }
+        n
+    }
+}
+
+/// A verified entry mapped into memory.
+#[derive(Debug)]
+pub struct MappedEntry {
+    map: super::Mapped,
+}
+
+impl MappedEntry {
+    /// The payload (after the header).
+    pub fn payload(&self) -> &[u8] {
+        &self.map[HEADER..]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cache::ManualTime;
+    use std::sync::Arc;
+
+    fn store(dir: &Path, cap: u64, ttl: Option<Duration>) -> (DiskStore, Arc<ManualTime>) {
+        let t = Arc::new(ManualTime::new());
+        (DiskStore::open(dir, cap, ttl, t.clone()).unwrap(), t)
+    }
+
+    #[test]
+    fn round_trip_and_kind_check() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, _) = store(d.path(), 1 << 20, None);
+        s.put("a", EntryKind::Result, b"hello").unwrap();
+        assert_eq!(s.get("a", EntryKind::Result).unwrap(), b"hello");
+        assert_eq!(
+            s.get("a", EntryKind::Model),
+            Err(Miss::Corrupt),
+            "wrong kind is not data"
+        );
+        assert_eq!(
+            s.get("a", EntryKind::Result),
+            Err(Miss::Absent),
+            "removed as corrupt"
+        );
+    }
+
+    #[test]
+    fn ttl_expires_with_the_injected_clock() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, t) = store(d.path(), 1 << 20, Some(Duration::from_secs(60)));
+        s.put("a", EntryKind::Result, b"x").unwrap();
+        t.advance(Duration::from_secs(59));
+        assert!(s.get("a", EntryKind::Result).is_ok());
+        t.advance(Duration::from_secs(2));
+        assert_eq!(s.get("a", EntryKind::Result), Err(Miss::Expired));
+        assert!(s.is_empty(), "expired entry removed");
+    }
+
+    #[test]
+    fn flipped_bytes_and_truncation_are_misses_never_data() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, _) = store(d.path(), 1 << 20, None);
+        let payload = vec![7u8; 1000];
+        for (i, damage) in ["flip-payload", "flip-header", "truncate", "empty"]
+            .iter()
+            .enumerate()
+        {
+            let key = format!("k{i}");
+            s.put(&key, EntryKind::Result, &payload).unwrap();
+            let path = d.path().join(format!("{key}.vde"));
+            let mut bytes = fs::read(&path).unwrap();
+            match *damage {
+                "flip-payload" => bytes[500] ^= 0x40,
+                "flip-header" => bytes[25] ^= 0x01,
+                "truncate" => bytes.truncate(700),
+                _ => bytes.clear(),
+            }
+            fs::write(&path, &bytes).unwrap();
+            assert_eq!(
+                s.get(&key, EntryKind::Result),
+                Err(Miss::Corrupt),
+                "{damage}"
+            );
+            assert!(!path.exists(), "{damage}: corrupt entry removed");
+        }
+    }
+
+    #[test]
+    fn byte_cap_evicts_least_recently_used() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, _) = store(d.path(), 3 * (1000 + 64), None);
+        for k in ["a", "b", "c"] {
+            s.put(k, EntryKind::Result, &[1u8; 1000]).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // touch "a" so "b" is the least recently used
+        assert!(s.get("a", EntryKind::Result).is_ok());
+        std::thread::sleep(Duration::from_millis(20));
+        s.put("d", EntryKind::Result, &[1u8; 1000]).unwrap();
+        assert!(s.get("b", EntryKind::Result).is_err(), "lru evicted");
+        assert!(s.get("a", EntryKind::Result).is_ok());
+        assert!(s.bytes() <= 3 * 1064);
+    }
+}

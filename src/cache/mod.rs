@@ -1,0 +1,261 @@
+//! Caches: a result cache (memory LRU + persistent disk tier) and a GPU-resident model cache
+//! with host and disk fallback.
+//!
+//! - [`ResultCache`] (`result.rs`): preprocessed tensors keyed by input content + pipeline
+//!   hash + engine version; memory tier weighted by bytes, disk tier with a byte cap, TTL and
+//!   checksums; an optional `(path, size, mtime)` fast path that skips hashing.
+//! - [`ModelCache`] (`model.rs`): named tensor sets (the face detector's weights) in three
+//!   tiers: GPU-resident LRU under the GPU budget, host LRU, disk in a fast binary form that
+//!   reloads by memory-mapping; single-flight loads; preloading.
+//! - [`DiskStore`] (`disk.rs`): the shared persistent tier (atomic writes, checksums, TTL,
+//!   LRU byte cap, safe for several processes).
+//!
+//! Identity photos are sensitive: nothing is persisted unless a directory is configured,
+//! every persistent entry has a TTL, and `wipe()` removes everything.
+
+pub mod disk;
+pub mod model;
+pub mod result;
+
+use std::hash::Hash;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use lru::LruCache;
+use serde::Serialize;
+
+pub use disk::{DiskStore, EntryKind, Miss};
+pub use model::{Model, ModelCache, ModelCacheConfig, ModelSource, ModelTensor, Quantization};
+pub use result::{CacheConfig, ResultCache};
+
+/// Wall-clock time for TTLs (persisted across processes, so not `Instant`).
+pub trait TimeSource: Send + Sync + std::fmt::Debug {
+    /// Now.
+    fn now(&self) -> SystemTime;
+}
+
+/// A shared time source.
+pub type WallClock = Arc<dyn TimeSource>;
+
+/// The system's wall clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemTimeSource;
+
+impl TimeSource for SystemTimeSource {
+    fn now(&self) -> SystemTime {
+        SystemTime::now()
+    }
+}
+
+/// A wall clock that moves only when told (tests of TTLs).
+#[derive(Debug)]
+pub struct ManualTime {
+    now: Mutex<SystemTime>,
+}
+
+impl ManualTime {
+    /// A clock at the current time.
+    pub fn new() -> ManualTime {
+        ManualTime {
+            now: Mutex::new(SystemTime::now()),
+        }
+    }
+
+    /// Moves the clock forward.
+    pub fn advance(&self, d: Duration) {
+        let mut n = self.now.lock().unwrap_or_else(|e| e.into_inner());
+        *n += d;
+    }
+}
+
+impl Default for ManualTime {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl TimeSource for ManualTime {
+    fn now(&self) -> SystemTime {
+        *self.now.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A cache event, for listeners (foyer's `EventListener`, moka's removal causes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CacheEvent {
+    /// An entry left a tier because the tier was over its budget.
+    Evicted {
+        /// Tier name (`memory`, `disk`, `gpu`, `host`).
+        tier: &'static str,
+        /// Entry key or model name.
+        key: String,
+        /// Bytes released.
+        bytes: u64,
+    },
+    /// An evicted entry was written to a lower tier.
+    Spilled {
+        /// The tier it went to.
+        to: &'static str,
+        /// Entry key or model name.
+        key: String,
+    },
+    /// An entry came back from a lower tier.
+    Reloaded {
+        /// The tier it came from.
+        from: &'static str,
+        /// Entry key or model name.
+        key: String,
+    },
+    /// An entry was removed (expired, corrupt, or by the API).
+    Removed {
+        /// Entry key or model name.
+        key: String,
+        /// Why.
+        cause: &'static str,
+    },
+}
+
+/// Receives cache events. Every method has a no-op default.
+pub trait CacheListener: Send + Sync + std::fmt::Debug {
+    /// Called for each event.
+    fn on_event(&self, _event: &CacheEvent) {}
+}
+
+/// Counters of one tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct TierStats {
+    /// Lookups served by this tier.
+    pub hits: u64,
+    /// Lookups this tier could not serve.
+    pub misses: u64,
+    /// Entries evicted for space.
+    pub evictions: u64,
+    /// Entries written.
+    pub insertions: u64,
+    /// Entries found corrupt (removed, never returned).
+    pub corrupt: u64,
+    /// Entries found expired (removed).
+    pub expired: u64,
+    /// Bytes currently held (memory tiers; disk tiers report on demand).
+    pub bytes: u64,
+    /// Total time spent loading into this tier (model caches).
+    pub load_time: Duration,
+    /// Loads into this tier.
+    pub loads: u64,
+}
+
+/// An LRU weighted by bytes: inserting evicts least recently used entries until the total
+/// weight fits the capacity.
+#[derive(Debug)]
+pub(crate) struct WeightedLru<K: Hash + Eq, V> {
+    lru: LruCache<K, (V, u64)>,
+    bytes: u64,
+    cap: u64,
+}
+
+impl<K: Hash + Eq + Clone, V> WeightedLru<K, V> {
+    pub(crate) fn new(cap: u64) -> Self {
+        WeightedLru {
+            lru: LruCache::unbounded(),
+            bytes: 0,
+            cap,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.lru.len()
+    }
+
+    pub(crate) fn get(&mut self, k: &K) -> Option<&V> {
+        self.lru.get(k).map(|(v, _)| v)
+    }
+
+    #[cfg(test)]
+    pub(crate) fn contains(&self, k: &K) -> bool {
+        self.lru.contains(k)
+    }
+
+    /// Inserts `v` of weight `w`; returns the entries evicted to make room (the new entry
+    /// itself when it alone exceeds the capacity).
+    pub(crate) fn insert(&mut self, k: K, v: V, w: u64) -> Vec<(K, V, u64)> {
+        let mut out = Vec::new();
+        if w > self.cap {
+            out.push((k, v, w));
+            return out;
+        }
+        if let Some((old, ow)) = self.lru.pop(&k) {
+            self.bytes -= ow;
+            drop(old);
+        }
+        while self.bytes + w > self.cap {
+            match self.lru.pop_lru() {
+                Some((ek, (ev, ew))) => {
+                    self.bytes -= ew;
+                    out.push((ek, ev, ew));
+                }
+                None => break,
+            }
+        }
+        self.bytes += w;
+        self.lru.push(k, (v, w));
+        out
+    }
+
+    pub(crate) fn remove(&mut self, k: &K) -> Option<(V, u64)> {
+        let r = self.lru.pop(k);
+        if let Some((_, w)) = &r {
+            self.bytes -= w;
+        }
+        r
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.lru.clear();
+        self.bytes = 0;
+    }
+}
+
+/// A read-only memory map of a file.
+pub(crate) type Mapped = memmap2::Mmap;
+
+/// Maps `f` read-only.
+pub(crate) fn map_file(f: &std::fs::File) -> std::io::Result<Mapped> {
+    // SAFETY: the mapping is read-only, and cache files are never modified in place: writers
+    // create a new file and rename it over the old name, so a mapped inode's bytes do not
+    // change while mapped (a concurrent writer replaces the directory entry, not the data).
+    // Deleting the file keeps the mapped inode alive until the map is dropped.
+    #[allow(unsafe_code, reason = "memory-mapped reload of immutable cache files")]
+    unsafe {
+        memmap2::Mmap::map(f)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weighted_lru_evicts_by_bytes_in_lru_order() {
+        let mut c = WeightedLru::new(10);
+        assert!(c.insert("a", 1, 4).is_empty());
+        assert!(c.insert("b", 2, 4).is_empty());
+        c.get(&"a");
+        let ev = c.insert("c", 3, 4);
+        assert_eq!(ev.iter().map(|e| e.0).collect::<Vec<_>>(), vec!["b"]);
+        assert_eq!(c.bytes(), 8);
+        // byte weight equals the sum of entries
+        let sum: u64 = ["a", "c"]
+            .iter()
+            .map(|k| if c.contains(k) { 4 } else { 0 })
+            .sum();
+        assert_eq!(c.bytes(), sum);
+        let ev = c.insert("huge", 9, 11);
+        assert_eq!(ev.len(), 1, "too big for the cache: handed back");
+        assert_eq!(c.len(), 2);
+    }
+}

@@ -1,0 +1,386 @@
+//! The result cache: preprocessed tensors, in memory (LRU weighted by bytes) and on disk.
+//!
+//! ```text
+//! key = blake3("veridoc.result.v1" | input digest | pipeline.stable_hash() | engine version)
+//! input digest = blake3(encoded bytes) | blake3(frame size + pixels)
+//!   fast path for files: (canonical path, size, mtime ns) -> digest, remembered in memory
+//!   and on disk; any change of the file changes size or mtime, so a stale digest is never
+//!   used (set `fast_path(false)` for filesystems whose mtime is coarse or unreliable)
+//! get: memory -> disk (verified, then promoted to memory) -> miss
+//! put: memory (evicting LRU entries by bytes) and disk (atomic, checksummed, TTL, capped)
+//! ```
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use lru::LruCache;
+use serde::Serialize;
+
+use super::disk::{DiskStore, EntryKind, Miss};
+use super::{CacheEvent, CacheListener, SystemTimeSource, TierStats, WallClock, WeightedLru};
+use crate::error::Result;
+use crate::input::Input;
+use crate::spec::Pipeline;
+use crate::tensor::Tensor;
+
+/// Result cache settings. Every field has a documented default.
+#[derive(Debug, Clone)]
+#[must_use]
+pub struct CacheConfig {
+    memory_bytes: u64,
+    dir: Option<PathBuf>,
+    disk_bytes: u64,
+    ttl: Duration,
+    fast_path: bool,
+    clock: WallClock,
+    listener: Option<Arc<dyn CacheListener>>,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            memory_bytes: 256 << 20,
+            dir: None,
+            disk_bytes: 2 << 30,
+            ttl: Duration::from_secs(24 * 3600),
+            fast_path: true,
+            clock: Arc::new(SystemTimeSource),
+            listener: None,
+        }
+    }
+}
+
+impl CacheConfig {
+    /// Memory tier only (nothing persisted). Default memory budget: 256 MiB.
+    pub fn memory(bytes: u64) -> Self {
+        CacheConfig {
+            memory_bytes: bytes,
+            ..Self::default()
+        }
+    }
+
+    /// Memory tier budget in bytes. Default: 256 MiB.
+    pub fn memory_bytes(mut self, bytes: u64) -> Self {
+        self.memory_bytes = bytes;
+        self
+    }
+
+    /// Enables the disk tier in `dir`. Default: none (no-persist mode).
+    pub fn disk(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.dir = Some(dir.into());
+        self
+    }
+
+    /// Disk tier byte cap (least recently used entries evicted). Default: 2 GiB.
+    pub fn disk_bytes(mut self, bytes: u64) -> Self {
+        self.disk_bytes = bytes;
+        self
+    }
+
+    /// Time to live of disk entries (identity photos should not linger). Default: 24 h.
+    pub fn ttl(mut self, ttl: Duration) -> Self {
+        self.ttl = ttl;
+        self
+    }
+
+    /// Skip hashing files whose (path, size, mtime) was seen before. Default: true.
+    pub fn fast_path(mut self, on: bool) -> Self {
+        self.fast_path = on;
+        self
+    }
+
+    /// The wall clock for TTLs. Default: the system clock.
+    pub fn clock(mut self, clock: WallClock) -> Self {
+        self.clock = clock;
+        self
+    }
+
+    /// A listener for evictions, spills, reloads and removals. Default: none.
+    pub fn listener(mut self, l: Arc<dyn CacheListener>) -> Self {
+        self.listener = Some(l);
+        self
+    }
+}
+
+/// Counters of the result cache, per tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct ResultCacheStats {
+    /// The memory tier.
+    pub memory: TierStats,
+    /// The disk tier (`bytes` read from the directory).
+    pub disk: TierStats,
+    /// Input digests served by the (path, size, mtime) fast path.
+    pub fast_path_hits: u64,
+    /// Input digests computed by hashing the content.
+    pub digests_computed: u64,
+}
+
+type PathKey = (PathBuf, u64, i128);
+
+/// Memory entries of the path fast path (about 100 bytes each).
+const PATH_INDEX_ENTRIES: usize = 100_000;
+
+/// Preprocessed tensors keyed by content and pipeline. Thread-safe.
+#[derive(Debug)]
+pub struct ResultCache {
+    memory: Mutex<WeightedLru<[u8; 32], Tensor>>,
+    paths: Mutex<LruCache<PathKey, [u8; 32]>>,
+    disk: Option<DiskStore>,
+    fast_path: bool,
+    stats: Mutex<ResultCacheStats>,
+    listener: Option<Arc<dyn CacheListener>>,
+}
+
+fn hex(b: &[u8; 32]) -> String {
+    crate::spec::hex(b)
+}
+
+impl ResultCache {
+    /// A cache with `cfg`.
+    ///
+    /// # Errors
+    /// `Cache` when the disk directory cannot be created.
+    pub fn new(cfg: CacheConfig) -> Result<ResultCache> {
+        let disk = match &cfg.dir {
+            Some(d) => Some(DiskStore::open(
+                d,
+                cfg.disk_bytes,
+                Some(cfg.ttl),
+                cfg.clock.clone(),
+            )?),
+            None => None,
+        };
+        Ok(ResultCache {
+            memory: Mutex::new(WeightedLru::new(cfg.memory_bytes)),
+            paths: Mutex::new(LruCache::new(
+                NonZeroUsize::new(PATH_INDEX_ENTRIES).unwrap_or(NonZeroUsize::MIN),
+            )),
+            disk,
+            fast_path: cfg.fast_path,
+            stats: Mutex::new(ResultCacheStats::default()),
+            listener: cfg.listener,
+        })
+    }
+
+    fn stats_mut(&self) -> std::sync::MutexGuard<'_, ResultCacheStats> {
+        self.stats.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn emit(&self, e: CacheEvent) {
+        if let Some(l) = &self.listener {
+            l.on_event(&e);
+        }
+    }
+
+    /// The cache key of an input digest under a pipeline (engine version included).
+    pub fn key(input_digest: &[u8; 32], p: &Pipeline) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"veridoc.result.v1\0");
+        h.update(input_digest);
+        h.update(&p.stable_hash());
+        h.update(crate::VERSION.as_bytes());
+        *h.finalize().as_bytes()
+    }
+
+    /// The content digest of an input (the fast path skips hashing unchanged files).
+    ///
+    /// # Errors
+    /// `Io` when a file cannot be read.
+    pub fn digest(&self, input: &Input) -> Result<[u8; 32]> {
+        match input {
+            Input::Path(path) if self.fast_path => {
+                let meta = std::fs::metadata(path)?;
+                let mtime = meta
+                    .modified()
+                    .ok()
+                    .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
+                    .map_or(-1, |d| d.as_nanos() as i128);
+                let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                let pk = (canon, meta.len(), mtime);
+                if let Some(d) = self
+                    .paths
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .get(&pk)
+                {
+                    self.stats_mut().fast_path_hits += 1;
+                    return Ok(*d);
+                }
+                let index_key = {
+                    let mut h = blake3::Hasher::new();
+                    h.update(b"veridoc.path.v1\0");
+                    h.update(pk.0.to_string_lossy().as_bytes());
+                    h.update(&pk.1.to_le_bytes());
+                    h.update(&pk.2.to_le_bytes());
+                    hex(h.finalize().as_bytes())
+                };
+                if let Some(disk) = &self.disk {
+                    if let Ok(b) = disk.get(&index_key, EntryKind::PathIndex) {
+                        if let Ok(d) = <[u8; 32]>::try_from(b.as_slice()) {
+                            self.paths
+                                .lock()
+                                .unwrap_or_else(|e| e.into_inner())
+                                .put(pk, d);
+                            self.stats_mut().fast_path_hits += 1;
+                            return Ok(d);
+                        }
+                    }
+                }
+                let d = *blake3::hash(&std::fs::read(path)?).as_bytes();
+                self.stats_mut().digests_computed += 1;
+                if let Some(disk) = &self.disk {
+                    let _ = disk.put(&index_key, EntryKind::PathIndex, &d);
+                }
+                self.paths
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .put(pk, d);
+                Ok(d)
+            }
+            Input::Path(path) => {
+                self.stats_mut().digests_computed += 1;
+                Ok(*blake3::hash(&std::fs::read(path)?).as_bytes())
+            }
+            Input::Bytes { bytes, .. } => {
+                self.stats_mut().digests_computed += 1;
+                Ok(*blake3::hash(bytes).as_bytes())
+            }
+            Input::Frame { frame, .. } => {
+                self.stats_mut().digests_computed += 1;
+                let mut h = blake3::Hasher::new();
+                h.update(b"frame\0");
+                h.update(&frame.width().to_le_bytes());
+                h.update(&frame.height().to_le_bytes());
+                h.update(frame.as_bytes());
+                Ok(*h.finalize().as_bytes())
+            }
+        }
+    }
+
+    /// Looks a key up: memory, then disk (promoting hits to memory).
+    pub fn get(&self, key: &[u8; 32]) -> Option<Tensor> {
+        if let Some(t) = self
+            .memory
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(key)
+        {
+            let t = t.clone();
+            self.stats_mut().memory.hits += 1;
+            return Some(t);
+        }
+        self.stats_mut().memory.misses += 1;
+        let disk = self.disk.as_ref()?;
+        let name = hex(key);
+        match disk.get(&name, EntryKind::Result) {
+            Ok(bytes) => match Tensor::from_bytes(&bytes) {
+                Ok(t) => {
+                    self.stats_mut().disk.hits += 1;
+                    self.emit(CacheEvent::Reloaded {
+                        from: "disk",
+                        key: name,
+                    });
+                    self.insert_memory(*key, t.clone());
+                    Some(t)
+                }
+                Err(_) => {
+                    disk.remove(&name);
+                    let mut s = self.stats_mut();
+                    s.disk.corrupt += 1;
+                    s.disk.misses += 1;
+                    None
+                }
+            },
+            Err(miss) => {
+                let mut s = self.stats_mut();
+                s.disk.misses += 1;
+                match miss {
+                    Miss::Corrupt => s.disk.corrupt += 1,
+                    Miss::Expired => s.disk.expired += 1,
+                    Miss::Absent => {}
+                }
+                drop(s);
+                if miss != Miss::Absent {
+                    self.emit(CacheEvent::Removed {
+                        key: name,
+                        cause: if miss == Miss::Corrupt {
+                            "corrupt"
+                        } else {
+                            "expired"
+                        },
+                    });
+                }
+                None
+            }
+        }
+    }
+
+    fn insert_memory(&self, key: [u8; 32], t: Tensor) {
+        let w = t.as_bytes().len() as u64 + 64;
+        let evicted = {
+            let mut m = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+            let ev = m.insert(key, t, w);
+            let bytes = m.bytes();
+            let mut s = self.stats_mut();
+            s.memory.insertions += 1;
+            s.memory.evictions += ev.iter().filter(|e| e.0 != key).count() as u64;
+            s.memory.bytes = bytes;
+            ev
+        };
+        for (k, _, b) in evicted {
+            self.emit(CacheEvent::Evicted {
+                tier: "memory",
+                key: hex(&k),
+                bytes: b,
+            });
+        }
+    }
+
+    /// Stores a result in memory and (when configured) on disk.
+    pub fn put(&self, key: &[u8; 32], t: &Tensor) {
+        self.insert_memory(*key, t.clone());
+        if let Some(disk) = &self.disk {
+            let t0 = Instant::now();
+            if disk
+                .put(&hex(key), EntryKind::Result, &t.to_bytes())
+                .is_ok()
+            {
+                let mut s = self.stats_mut();
+                s.disk.insertions += 1;
+                s.disk.load_time += t0.elapsed();
+            }
+        }
+    }
+
+    /// Counters (disk bytes read from the directory).
+    pub fn stats(&self) -> ResultCacheStats {
+        let mut s = *self.stats_mut();
+        if let Some(d) = &self.disk {
+            s.disk.bytes = d.bytes();
+        }
+        s
+    }
+
+    /// Removes every entry from memory and disk (privacy: "forget everything now").
+    pub fn wipe(&self) -> usize {
+        let mut n = {
+            let mut m = self.memory.lock().unwrap_or_else(|e| e.into_inner());
+            let n = m.len();
+            m.clear();
+            n
+        };
+        self.paths.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        if let Some(d) = &self.disk {
+            n += d.wipe();
+        }
+        self.stats_mut().memory.bytes = 0;
+        n
+    }
+
+    /// The disk tier, if any.
+    pub fn disk(&self) -> Option<&DiskStore> {
+        self.disk.as_ref()
+    }
+}

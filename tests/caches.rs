@@ -1,0 +1,362 @@
+//! Caches: restart survival, TTL, budgets, corruption, concurrent processes, SIGKILL
+//! mid-write, the path fast path, and the model cache's tiers.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::sync::Arc;
+use std::time::Duration;
+
+use veridoc::cache::{
+    CacheConfig, DiskStore, EntryKind, ManualTime, ModelCache, ModelCacheConfig, ModelSource,
+    SystemTimeSource,
+};
+use veridoc::{DevicePolicy, Engine, Frame, Input, Layout, Pipeline};
+
+fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
+    let f = Frame::synthetic(w, h, seed);
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
+        .unwrap();
+    out
+}
+
+fn engine(cfg: CacheConfig) -> Engine {
+    Engine::builder()
+        .cpu_threads(2)
+        .device_policy(DevicePolicy::Cpu)
+        .result_cache(cfg)
+        .no_persist()
+        .build()
+        .unwrap()
+}
+
+fn pipeline() -> Pipeline {
+    Pipeline::new().fit(48, 48).imagenet().layout(Layout::Nchw)
+}
+
+fn write_inputs(dir: &Path, n: u32) -> Vec<Input> {
+    (0..n)
+        .map(|i| {
+            let p = dir.join(format!("photo{i}.jpg"));
+            std::fs::write(&p, jpeg(120 + i, 90, i)).unwrap();
+            Input::path(p)
+        })
+        .collect()
+}
+
+#[test]
+fn results_survive_a_restart_and_are_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let inputs = write_inputs(d.path(), 5);
+    let cache_dir = d.path().join("cache");
+    let first = engine(CacheConfig::default().disk(&cache_dir))
+        .run(&pipeline(), &inputs)
+        .unwrap();
+    assert_eq!(first.report.cache_misses, 5);
+    // a new engine (as after a restart) with the same directory
+    let e2 = engine(CacheConfig::default().disk(&cache_dir));
+    let second = e2.run(&pipeline(), &inputs).unwrap();
+    assert_eq!(second.report.cache_hits, 5, "{}", second.report);
+    for (a, b) in first.items.iter().zip(&second.items) {
+        assert!(b.cached);
+        assert_eq!(a.result.as_ref().unwrap(), b.result.as_ref().unwrap());
+    }
+    let s = e2.result_cache().unwrap().stats();
+    assert_eq!(s.disk.hits, 5, "{s:?}");
+    // the fast path remembered the files: no content hashing on a third run
+    let third = e2.run(&pipeline(), &inputs).unwrap();
+    assert_eq!(third.report.cache_hits, 5);
+    assert!(e2.result_cache().unwrap().stats().fast_path_hits >= 5);
+    // another pipeline is another key
+    let other = e2
+        .run(&pipeline().dtype(veridoc::DType::F16), &inputs)
+        .unwrap();
+    assert_eq!(other.report.cache_hits, 0);
+}
+
+#[test]
+fn a_changed_file_is_never_served_stale() {
+    let d = tempfile::tempdir().unwrap();
+    let p = d.path().join("a.jpg");
+    std::fs::write(&p, jpeg(100, 80, 1)).unwrap();
+    let e = engine(CacheConfig::default().disk(d.path().join("c")));
+    let one = e.run(&pipeline(), &[Input::path(&p)]).unwrap();
+    std::thread::sleep(Duration::from_millis(20));
+    std::fs::write(&p, jpeg(100, 80, 2)).unwrap();
+    let two = e.run(&pipeline(), &[Input::path(&p)]).unwrap();
+    assert_eq!(two.report.cache_hits, 0, "the file changed");
+    assert_ne!(
+        one.items[0].result.as_ref().unwrap(),
+        two.items[0].result.as_ref().unwrap()
+    );
+}
+
+#[test]
+fn ttl_expires_with_an_injected_clock() {
+    let d = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualTime::new());
+    let cfg = || {
+        CacheConfig::default()
+            .memory_bytes(0)
+            .disk(d.path().join("c"))
+            .ttl(Duration::from_secs(3600))
+            .clock(clock.clone())
+    };
+    let inputs = vec![Input::bytes("x.jpg", jpeg(64, 48, 3))];
+    engine(cfg()).run(&pipeline(), &inputs).unwrap();
+    clock.advance(Duration::from_secs(3599));
+    assert_eq!(
+        engine(cfg())
+            .run(&pipeline(), &inputs)
+            .unwrap()
+            .report
+            .cache_hits,
+        1
+    );
+    clock.advance(Duration::from_secs(2));
+    let e = engine(cfg());
+    assert_eq!(e.run(&pipeline(), &inputs).unwrap().report.cache_hits, 0);
+    assert_eq!(e.result_cache().unwrap().stats().disk.expired, 1);
+}
+
+#[test]
+fn budgets_are_enforced_in_both_tiers() {
+    let d = tempfile::tempdir().unwrap();
+    let one = 3 * 48 * 48 * 4 + 64; // one f32 output
+    let e = engine(
+        CacheConfig::default()
+            .memory_bytes(3 * one as u64)
+            .disk(d.path().join("c"))
+            .disk_bytes(4 * (one as u64 + 200)),
+    );
+    let inputs: Vec<Input> = (0..12)
+        .map(|i| Input::bytes(format!("{i}.jpg"), jpeg(60, 40, i)))
+        .collect();
+    e.run(&pipeline(), &inputs).unwrap();
+    let s = e.result_cache().unwrap().stats();
+    assert!(s.memory.bytes <= 3 * one as u64, "{s:?}");
+    assert!(s.memory.evictions >= 9, "{s:?}");
+    let disk = e.result_cache().unwrap().disk().unwrap();
+    assert!(
+        disk.bytes() <= 4 * (one as u64 + 200),
+        "disk {}",
+        disk.bytes()
+    );
+    assert!(disk.len() <= 4);
+}
+
+#[test]
+fn corrupt_entries_are_misses_and_recomputed() {
+    let d = tempfile::tempdir().unwrap();
+    let cache_dir = d.path().join("c");
+    let inputs = vec![
+        Input::bytes("a.jpg", jpeg(64, 48, 4)),
+        Input::bytes("b.jpg", jpeg(64, 48, 5)),
+    ];
+    let cfg = || CacheConfig::default().memory_bytes(0).disk(&cache_dir);
+    let fresh = engine(cfg()).run(&pipeline(), &inputs).unwrap();
+    // flip a byte in one entry and truncate the other
+    let mut files: Vec<_> = std::fs::read_dir(&cache_dir)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "vde"))
+        .collect();
+    files.sort();
+    assert_eq!(files.len(), 2);
+    let mut a = std::fs::read(&files[0]).unwrap();
+    let n = a.len();
+    a[n - 10] ^= 0xff;
+    std::fs::write(&files[0], a).unwrap();
+    let b = std::fs::read(&files[1]).unwrap();
+    std::fs::write(&files[1], &b[..b.len() / 2]).unwrap();
+    let e = engine(cfg());
+    let again = e.run(&pipeline(), &inputs).unwrap();
+    assert_eq!(again.report.cache_hits, 0, "never bad data");
+    assert_eq!(e.result_cache().unwrap().stats().disk.corrupt, 2);
+    for (x, y) in fresh.items.iter().zip(&again.items) {
+        assert_eq!(x.result.as_ref().unwrap(), y.result.as_ref().unwrap());
+    }
+    // recomputed results were stored again, valid
+    assert_eq!(
+        engine(cfg())
+            .run(&pipeline(), &inputs)
+            .unwrap()
+            .report
+            .cache_hits,
+        2
+    );
+}
+
+#[test]
+fn wipe_forgets_everything() {
+    let d = tempfile::tempdir().unwrap();
+    let e = engine(CacheConfig::default().disk(d.path().join("c")));
+    let inputs = vec![Input::bytes("a.jpg", jpeg(64, 48, 6))];
+    e.run(&pipeline(), &inputs).unwrap();
+    assert!(e.wipe_caches() >= 1);
+    assert_eq!(e.run(&pipeline(), &inputs).unwrap().report.cache_hits, 0);
+}
+
+/// Child process body: writes entries into `VERIDOC_CACHE_WRITER_DIR` (the parent runs this
+/// test binary with `--ignored --exact`). Does nothing when the variable is unset.
+#[test]
+#[ignore = "helper process for the multi-process tests"]
+fn writer_process() {
+    let Ok(dir) = std::env::var("VERIDOC_CACHE_WRITER_DIR") else {
+        return;
+    };
+    let id: u64 = std::env::var("VERIDOC_CACHE_WRITER_ID")
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(0);
+    let size: usize = std::env::var("VERIDOC_CACHE_WRITER_SIZE")
+        .unwrap_or_default()
+        .parse()
+        .unwrap_or(4096);
+    let forever = std::env::var("VERIDOC_CACHE_WRITER_FOREVER").is_ok();
+    let store = DiskStore::open(&dir, u64::MAX, None, Arc::new(SystemTimeSource)).unwrap();
+    let mut i = 0u64;
+    loop {
+        // the same keys from both writers, with writer-specific content
+        let key = format!("k{}", i % 20);
+        let payload: Vec<u8> = (0..size).map(|j| (j as u64 * 31 + id + i) as u8).collect();
+        store.put(&key, EntryKind::Result, &payload).unwrap();
+        i += 1;
+        if !forever && i >= 200 {
+            break;
+        }
+    }
+}
+
+fn spawn_writer(dir: &Path, id: u32, size: usize, forever: bool) -> std::process::Child {
+    let mut c = Command::new(std::env::current_exe().unwrap());
+    c.args(["--ignored", "--exact", "writer_process", "--nocapture"])
+        .env("VERIDOC_CACHE_WRITER_DIR", dir)
+        .env("VERIDOC_CACHE_WRITER_ID", id.to_string())
+        .env("VERIDOC_CACHE_WRITER_SIZE", size.to_string())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    if forever {
+        c.env("VERIDOC_CACHE_WRITER_FOREVER", "1");
+    }
+    c.spawn().unwrap()
+}
+
+fn every_entry_is_valid(dir: &Path) -> usize {
+    let store = DiskStore::open(dir, u64::MAX, None, Arc::new(SystemTimeSource)).unwrap();
+    let mut n = 0;
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(key) = name.strip_suffix(".vde") {
+            let got = store.get(key, EntryKind::Result);
+            assert!(got.is_ok(), "{name}: {got:?}");
+            n += 1;
+        }
+    }
+    n
+}
+
+#[test]
+fn two_processes_write_one_directory_safely() {
+    let d = tempfile::tempdir().unwrap();
+    let mut a = spawn_writer(d.path(), 1, 64 << 10, false);
+    let mut b = spawn_writer(d.path(), 2, 64 << 10, false);
+    assert!(a.wait().unwrap().success());
+    assert!(b.wait().unwrap().success());
+    assert_eq!(every_entry_is_valid(d.path()), 20);
+}
+
+#[test]
+fn a_writer_killed_mid_write_leaves_no_readable_partial_entry() {
+    let d = tempfile::tempdir().unwrap();
+    let mut w = spawn_writer(d.path(), 3, 8 << 20, true);
+    std::thread::sleep(Duration::from_millis(700));
+    // SIGKILL: no destructors, no cleanup
+    w.kill().unwrap();
+    let _ = w.wait();
+    let entries = every_entry_is_valid(d.path());
+    let temps = std::fs::read_dir(d.path())
+        .unwrap()
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        .count();
+    println!("{entries} complete entries, {temps} temp files left by the killed writer");
+    assert!(entries + temps > 0, "the writer got to write something");
+}
+
+fn face_model_source() -> (ModelSource, bool) {
+    match common::assets() {
+        Some(dir) => (
+            ModelSource::TfjsFiles {
+                manifest: dir.join("models/tiny_face_detector_model-weights_manifest.json"),
+            },
+            true,
+        ),
+        None => {
+            eprintln!("face model assets missing: using a generated model");
+            let manifest = br#"[{"paths":["w.bin"],"weights":[{"name":"w","shape":[64,64],"dtype":"float32","quantization":{"dtype":"uint8","scale":0.01,"min":-1.0}}]}]"#;
+            let weights: Vec<u8> = (0..4096u32).map(|i| (i * 7) as u8).collect();
+            (
+                ModelSource::TfjsBytes {
+                    manifest: manifest.to_vec().into(),
+                    weights: weights.into(),
+                },
+                false,
+            )
+        }
+    }
+}
+
+#[test]
+fn model_spills_to_disk_and_reloads_bit_identical() {
+    let d = tempfile::tempdir().unwrap();
+    let (src, real) = face_model_source();
+    let cache = ModelCache::new(ModelCacheConfig::default().spill_dir(d.path())).unwrap();
+    cache.register("tiny_face_detector", src);
+    let first = cache.get("tiny_face_detector").unwrap();
+    if real {
+        assert_eq!(first.tensors.len(), 19);
+        assert_eq!(
+            first.tensor("conv8/filters").unwrap().shape,
+            vec![1, 1, 512, 25]
+        );
+    }
+    cache.evict_host("tiny_face_detector");
+    let again = cache.get("tiny_face_detector").unwrap();
+    assert!(
+        !Arc::ptr_eq(&first, &again),
+        "reloaded, not the same allocation"
+    );
+    assert_eq!(*first, *again, "bit-identical tensors");
+    for (a, b) in first.tensors.iter().zip(&again.tensors) {
+        let ab: &[u8] = bytemuck::cast_slice(&a.data);
+        let bb: &[u8] = bytemuck::cast_slice(&b.data);
+        assert_eq!(ab, bb, "{}", a.name);
+    }
+    let s = cache.stats();
+    assert_eq!((s.source.loads, s.disk.hits), (1, 1), "{s:?}");
+    // a new cache over the same directory reloads from disk, not the source
+    let c2 = ModelCache::new(ModelCacheConfig::default().spill_dir(d.path())).unwrap();
+    let (src, _) = face_model_source();
+    c2.register("tiny_face_detector", src);
+    assert_eq!(*c2.get("tiny_face_detector").unwrap(), *first);
+    assert_eq!(c2.stats().source.loads, 0);
+}
+
+#[test]
+fn concurrent_callers_share_one_load() {
+    let (src, _) = face_model_source();
+    let cache = Arc::new(ModelCache::new(ModelCacheConfig::default()).unwrap());
+    cache.register("m", src);
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            let c = cache.clone();
+            s.spawn(move || c.get("m").unwrap());
+        }
+    });
+    assert_eq!(cache.stats().source.loads, 1);
+}
