@@ -1,10 +1,24 @@
-//! Headless benchmark of the preprocessing workloads on both paths.
+//! Headless benchmarks: the benchmark suite (`veridoc::bench`) and the named workloads of
+//! docs/benchmarks.md.
 //!
 //! ```text
-//! cargo run --release --example bench -- [--workload w1|w2|g1|sol|all] [--device cpu|gpu|both]
+//! cargo run --release --example bench                       # quick suite, report folder at the end
+//! cargo run --release --example bench -- --suite full --out DIR [--json FILE]
+//! cargo run --release --example bench -- --suite batch,size --batch-sizes 1,8,64 --sizes 640x480,4032x3024
+//! cargo run --release --example bench -- --compare OLD.json NEW.json   # exit 1 on regressions
+//! cargo run --release --example bench -- --from-json REPORT.json --out DIR  # redraw, no runs
+//! cargo run --release --example bench -- --workload w1|w2|g1|sol|sweep|all [--device cpu|gpu|both]
 //!     [--passes N] [--threads N] [--g1-count N] [--json FILE] [--w1-dir DIR]
 //! ```
 //!
+//! Suites (`--suite`, comma-separated): `quick` (every suite at small sizes, <= 2 minutes on
+//! 2 cores with lavapipe), `full`, or any of `latency`, `batch`, `size`, `paths`, `memory`,
+//! `cache`, `verify`. Each writes `report.json` (versioned schema), `summary.md`, SVG charts,
+//! `recommendations.json` and `scheduler-calibration.json` into `--out` (default
+//! `target/bench-<unix time>`); `--install-calibration` copies the calibration where the
+//! engine loads it.
+//!
+//! The named workloads (`--workload`, or `--suite w1|w2|g1|sol|sweep`):
 //! - W1: the JPEGs of `target/w1` (`scripts/gen_w1.py`, 24 x 4032x3024 q90) -> decode ->
 //!   letterbox 640x640 bilinear -> ImageNet-normalized f32 NCHW, all cores.
 //! - W2: decoded 4032x3024 RGB8 frames in memory -> 224x224 bilinear -> normalized f32 NCHW;
@@ -13,9 +27,9 @@
 //!   antialiased bilinear -> ImageNet f32 NCHW back in host memory.
 //! - sol: shrink-on-load's distance from a full decode on W1.
 //!
-//! Each measurement runs one warm-up pass, then `--passes` timed passes: the table shows the
-//! best and the median, and for the GPU the per-image stage times of the median pass
-//! (upload fill, kernel from GPU timestamps, wait, readback copy).
+//! Each named measurement runs one warm-up pass, then `--passes` timed passes: the table
+//! shows the best and the median, and for the GPU the per-image stage times of the median
+//! pass (upload fill, kernel from GPU timestamps, wait, readback copy).
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -24,6 +38,8 @@ use clap::Parser;
 use fast_image_resize as fir;
 use rayon::prelude::*;
 use serde::Serialize;
+use veridoc::bench::{self, Suite, SuiteConfig, Workload};
+use veridoc::verify::{Profile, VerifyOptions};
 use veridoc::{DevicePolicy, Engine, Filter, Frame, Input, Layout, Pipeline};
 
 // glibc returns freed output buffers to the OS and faults them in again on the next batch:
@@ -33,24 +49,54 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[derive(Parser, Debug)]
 struct Args {
-    /// w1, w2, g1, sol or all.
-    #[arg(long, default_value = "all")]
-    workload: String,
-    /// cpu, gpu or both.
+    /// Suites, comma-separated: quick, full, latency, batch, size, paths, memory, cache,
+    /// verify; or a named workload: w1, w2, g1, sol, sweep.
+    #[arg(long, default_value = "quick")]
+    suite: String,
+    /// A named workload (w1, w2, g1, sol, sweep or all); overrides --suite.
+    #[arg(long)]
+    workload: Option<String>,
+    /// Output folder of a suite run. Default: target/bench-<unix time>.
+    #[arg(long)]
+    out: Option<PathBuf>,
+    /// Also write the JSON report (suites) or the rows (named workloads) here.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Compare two JSON reports and flag regressions larger than the measured noise.
+    #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
+    compare: Option<Vec<PathBuf>>,
+    /// cpu, gpu or both (named workloads); cpu turns the GPU off in suites.
     #[arg(long, default_value = "both")]
     device: String,
-    /// Timed passes per measurement.
+    /// Timed passes per named-workload measurement.
     #[arg(long, default_value_t = 5)]
     passes: usize,
+    /// Timed repeats per suite measurement (default: the preset's).
+    #[arg(long)]
+    repeats: Option<usize>,
+    /// Batch sizes of the batch suite, e.g. 1,2,4,8.
+    #[arg(long, value_delimiter = ',')]
+    batch_sizes: Option<Vec<usize>>,
+    /// Input sizes of the size suite, e.g. 640x480,4032x3024.
+    #[arg(long, value_delimiter = ',')]
+    sizes: Option<Vec<String>>,
+    /// Largest input (megapixels) measured on the GPU in suites (default: 12.2 in full,
+    /// 1.2 in quick and on software adapters).
+    #[arg(long)]
+    gpu_max_mpx: Option<f64>,
+    /// Regenerate a report folder (summary, charts, recommendations) from a saved
+    /// report.json into --out, without measuring.
+    #[arg(long, value_name = "REPORT")]
+    from_json: Option<PathBuf>,
+    /// Copy the learned scheduler calibration into the engine's cache dir.
+    #[arg(long)]
+    install_calibration: bool,
     /// CPU worker threads (default: all cores).
     #[arg(long)]
     threads: Option<usize>,
     /// Frames in the G1 batch.
     #[arg(long, default_value_t = 64)]
     g1_count: usize,
-    /// Write the results as JSON.
-    #[arg(long)]
-    json: Option<PathBuf>,
     /// Directory of the W1 JPEGs.
     #[arg(long, default_value = "target/w1")]
     w1_dir: PathBuf,
@@ -179,6 +225,244 @@ fn measure(
 
 fn main() -> Result<(), String> {
     let a = Args::parse();
+    if let Some(files) = &a.compare {
+        return compare(files);
+    }
+    if let Some(path) = &a.from_json {
+        let mut report = read_report(path)?;
+        report.recommendations = Some(bench::recommend(&report));
+        let out = a
+            .out
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("target/bench-rewritten"));
+        let files = bench::write_outputs(&report, &out).map_err(|e| e.to_string())?;
+        println!(
+            "wrote {} files; report folder: {}",
+            files.len(),
+            out.display()
+        );
+        return Ok(());
+    }
+    let named = ["w1", "w2", "g1", "sol", "sweep", "all"];
+    if let Some(w) = a.workload.clone() {
+        return workloads(&a, &w);
+    }
+    if named.contains(&a.suite.as_str()) {
+        let w = a.suite.clone();
+        return workloads(&a, &w);
+    }
+    suites(&a)
+}
+
+fn read_report(path: &PathBuf) -> Result<bench::BenchReport, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    bench::BenchReport::from_json(&text).map_err(|e| format!("{}: {e}", path.display()))
+}
+
+/// `--compare OLD NEW`: a table, and an error (exit status 1) when anything regressed.
+fn compare(files: &[PathBuf]) -> Result<(), String> {
+    let [old, new] = files else {
+        return Err("--compare takes OLD.json NEW.json".into());
+    };
+    let c = bench::compare(&read_report(old)?, &read_report(new)?);
+    print!("{}", c.to_markdown());
+    let n = c.regressions().count();
+    if n > 0 {
+        return Err(format!(
+            "{n} regression(s) larger than the measured noise (threshold: max({} x combined spread, {:.0}%))",
+            bench::NOISE_SIGMAS,
+            bench::NOISE_FLOOR * 100.0
+        ));
+    }
+    println!("no regression larger than the measured noise");
+    Ok(())
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once('x')
+        .ok_or_else(|| format!("size {s:?}: expected WxH"))?;
+    let p = |v: &str| {
+        v.trim()
+            .parse::<u32>()
+            .map_err(|e| format!("size {s:?}: {e}"))
+    };
+    Ok((p(w)?, p(h)?))
+}
+
+/// Engines (one per path) and photos for the verification suite; empty without assets.
+fn verify_engines(a: &Args, full: bool) -> Vec<(String, Engine, Vec<Input>)> {
+    let assets = std::env::var_os("VERIDOC_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures"));
+    let model = assets.join("models/tiny_face_detector_model-weights_manifest.json");
+    let Ok(dir) = std::fs::read_dir(assets.join("photos")) else {
+        println!("  verify: no asset photos (run scripts/fetch-assets.sh); suite skipped");
+        return Vec::new();
+    };
+    let mut photos: Vec<PathBuf> = dir
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg" || e == "png"))
+        .collect();
+    photos.sort();
+    if photos.is_empty() || !model.is_file() {
+        println!("  verify: no asset photos or model; suite skipped");
+        return Vec::new();
+    }
+    let mut paths = vec![("cpu", DevicePolicy::Cpu), ("auto", DevicePolicy::Auto)];
+    if a.device != "cpu" {
+        paths.push(("gpu", DevicePolicy::Gpu));
+    }
+    let mut out = Vec::new();
+    for (name, policy) in paths {
+        let mut b = Engine::builder().device_policy(policy);
+        if let Some(t) = a.threads {
+            b = b.cpu_threads(t);
+        }
+        let Ok(engine) = b.build() else {
+            println!("  verify: no {name} engine; case skipped");
+            continue;
+        };
+        engine.register_face_model(&model);
+        let n = if name == "gpu" && !full {
+            4
+        } else {
+            photos.len()
+        };
+        let inputs = photos.iter().take(n).map(Input::path).collect();
+        out.push((name.to_string(), engine, inputs));
+    }
+    out
+}
+
+/// One verification workload per engine: verify its photos once per call.
+fn verify_workloads(engines: &[(String, Engine, Vec<Input>)]) -> Vec<Workload<'_>> {
+    engines
+        .iter()
+        .map(|(name, engine, inputs)| {
+            let placement = match name.as_str() {
+                "cpu" => Some(veridoc::Placement::Cpu),
+                "gpu" => Some(veridoc::Placement::Gpu),
+                _ => None,
+            };
+            let mut opts = VerifyOptions::new(Profile::passport()).use_cache(false);
+            opts.placement = placement;
+            let case = bench::Case {
+                suite: "verify".into(),
+                name: format!("verify {} asset photos", inputs.len()),
+                path: name.clone(),
+                batch: inputs.len(),
+                width: 0,
+                height: 0,
+                concurrency: 1,
+            };
+            Workload::new(case, move || {
+                let out = engine.verify(&opts, inputs)?;
+                let ms = |f: fn(&veridoc::verify::StageTimes) -> f64| {
+                    let total: f64 = out.reports.iter().map(|r| f(&r.timings)).sum();
+                    std::time::Duration::from_secs_f64(total / 1e3)
+                };
+                Ok(bench::Outcome {
+                    items: out.reports.len(),
+                    failed: out.summary.errors,
+                    report: None,
+                    stages: vec![
+                        ("decode".into(), ms(|t| t.decode_ms)),
+                        ("preprocess".into(), ms(|t| t.preprocess_ms)),
+                        ("detection".into(), ms(|t| t.detect_ms)),
+                        ("checks".into(), ms(|t| t.checks_ms)),
+                    ],
+                })
+            })
+        })
+        .collect()
+}
+
+/// The benchmark suite: runs, writes the report folder, prints where it is.
+fn suites(a: &Args) -> Result<(), String> {
+    let names: Vec<&str> = a.suite.split(',').map(str::trim).collect();
+    let mut cfg = if names.contains(&"full") {
+        SuiteConfig::full()
+    } else {
+        SuiteConfig::quick()
+    };
+    let picked: Vec<Suite> = names
+        .iter()
+        .filter(|n| !matches!(**n, "quick" | "full"))
+        .map(|n| n.parse::<Suite>().map_err(|e| e.to_string()))
+        .collect::<Result<_, _>>()?;
+    if !picked.is_empty() {
+        cfg.suites = picked;
+    }
+    cfg.threads = a.threads;
+    cfg.gpu = a.device != "cpu";
+    if let Some(r) = a.repeats {
+        cfg.run.repeats = r.max(1);
+    }
+    if let Some(b) = &a.batch_sizes {
+        cfg.batch_sizes = b.clone();
+    }
+    if let Some(s) = &a.sizes {
+        cfg.sizes = s.iter().map(|s| parse_size(s)).collect::<Result<_, _>>()?;
+    }
+    if let Some(m) = a.gpu_max_mpx {
+        // An explicit cap applies to software adapters too.
+        cfg.gpu_max_pixels = (m * 1e6) as u64;
+        cfg.software_gpu_max_pixels = cfg.gpu_max_pixels;
+    }
+    let out = a.out.clone().unwrap_or_else(|| {
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        PathBuf::from(format!("target/bench-{t}"))
+    });
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
+    cfg.calibration_file = Some(out.join("scheduler-calibration.json"));
+    // Verification: the fetched asset photos (scripts/fetch-assets.sh) verified against the
+    // passport profile, cache off, per path. The GPU case takes 4 photos in quick runs
+    // (lavapipe runs the detector at ~0.3 s per photo).
+    let verify_engines = verify_engines(a, names.contains(&"full"));
+    let extra: Vec<Workload<'_>> = verify_workloads(&verify_engines);
+    let t = Instant::now();
+    let report = bench::run_suites(&cfg, extra, &mut |line| println!("{line}"))
+        .map_err(|e| e.to_string())?;
+    let files = bench::write_outputs(&report, &out).map_err(|e| e.to_string())?;
+    if let Some(path) = &a.json {
+        let text = report.to_json().map_err(|e| e.to_string())?;
+        std::fs::write(path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("wrote {}", path.display());
+    }
+    if let Some(rec) = &report.recommendations {
+        println!("recommendations:");
+        for r in &rec.reasons {
+            println!("  - {r}");
+        }
+    }
+    if a.install_calibration {
+        let engine = Engine::builder().build().map_err(|e| e.to_string())?;
+        match engine.calibration_file() {
+            Some(dest) => {
+                if let Some(dir) = dest.parent() {
+                    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+                }
+                std::fs::copy(out.join("scheduler-calibration.json"), &dest)
+                    .map_err(|e| format!("{}: {e}", dest.display()))?;
+                println!("installed the scheduler calibration at {}", dest.display());
+            }
+            None => println!("no cache dir: calibration not installed"),
+        }
+    }
+    println!(
+        "wrote {} files in {:.1} s; report folder: {}",
+        files.len() + 1,
+        t.elapsed().as_secs_f64(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// The named workloads (W1, W2, G1, sol, sweep).
+fn workloads(a: &Args, workload: &str) -> Result<(), String> {
     let mut builder = Engine::builder();
     if let Some(t) = a.threads {
         builder = builder.cpu_threads(t);
@@ -213,10 +497,10 @@ fn main() -> Result<(), String> {
     let threads = first.cpu_threads();
     println!("cpu threads: {threads}");
     let mut rows = Vec::new();
-    let want = |w: &str| a.workload == "all" || a.workload == w;
+    let want = |w: &str| workload == "all" || workload == w;
     let w1 = match w1_inputs(&a.w1_dir) {
         Ok(v) => v,
-        Err(e) if a.workload == "g1" || a.workload == "w2" => {
+        Err(e) if workload == "g1" || workload == "w2" => {
             println!("{e}; using synthetic frames");
             Vec::new()
         }
@@ -294,8 +578,8 @@ fn main() -> Result<(), String> {
         }
     }
 
-    if want_only(&a.workload, "sweep") {
-        rows.extend(sweep(&a, &engines, &w1)?);
+    if want_only(workload, "sweep") {
+        rows.extend(sweep(a, &engines, &w1)?);
     }
 
     let ms = |v: Option<f64>| v.map_or("-".to_string(), |x| format!("{x:.2}"));

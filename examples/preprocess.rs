@@ -186,34 +186,8 @@ fn parse_size(s: &str) -> Result<u64, String> {
     Ok((v * mul) as u64)
 }
 
-fn is_image_name(p: &Path) -> bool {
-    let ext = p
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    matches!(
-        ext.as_str(),
-        "jpg" | "jpeg" | "png" | "webp" | "bmp" | "tif" | "tiff" | "gif"
-    )
-}
-
 fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
-    let mut inputs = Vec::new();
-    for p in paths {
-        if p.is_dir() {
-            let mut files: Vec<PathBuf> = std::fs::read_dir(p)
-                .map_err(|e| format!("{}: {e}", p.display()))?
-                .filter_map(|e| e.ok().map(|e| e.path()))
-                .filter(|f| f.is_file() && is_image_name(f))
-                .collect();
-            files.sort();
-            inputs.extend(files.into_iter().map(Input::Path));
-        } else {
-            // Files are passed as given: a missing or bad one fails as its own item.
-            inputs.push(Input::Path(p.clone()));
-        }
-    }
-    Ok(inputs)
+    Input::from_paths(paths).map_err(|e| e.to_string())
 }
 
 /// The built-in default set: generated JPEGs and PNGs of several sizes and aspect ratios.

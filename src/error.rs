@@ -59,6 +59,10 @@ pub enum ErrorKind {
     /// A cache entry or cache directory problem (corrupt entry, checksum mismatch).
     #[error("cache: {0}")]
     Cache(String),
+    /// A model is malformed or is not the architecture its user expects (a tensor missing or
+    /// of the wrong shape). Supply the right model files.
+    #[error("model: {0}")]
+    Model(String),
     /// The operation was cancelled through its cancellation token.
     #[error("cancelled")]
     Cancelled,
@@ -137,6 +141,35 @@ pub enum GpuError {
 }
 
 impl Error {
+    /// A copy of this error (the kind and the input), for reporting one failure on several
+    /// items; I/O errors keep their kind and message.
+    pub(crate) fn duplicate(&self) -> Error {
+        let kind = match self.kind() {
+            ErrorKind::InvalidSpec { field, reason } => ErrorKind::InvalidSpec {
+                field: field.clone(),
+                reason: reason.clone(),
+            },
+            ErrorKind::InvalidInput(s) => ErrorKind::InvalidInput(s.clone()),
+            ErrorKind::Decode { format, reason } => ErrorKind::Decode {
+                format,
+                reason: reason.clone(),
+            },
+            ErrorKind::Unsupported(s) => ErrorKind::Unsupported(s.clone()),
+            ErrorKind::Limit(l) => ErrorKind::Limit(l.clone()),
+            ErrorKind::Gpu(g) => ErrorKind::Gpu(g.clone()),
+            ErrorKind::Cache(s) => ErrorKind::Cache(s.clone()),
+            ErrorKind::Model(s) => ErrorKind::Model(s.clone()),
+            ErrorKind::Cancelled => ErrorKind::Cancelled,
+            ErrorKind::Io(e) => ErrorKind::Io(std::io::Error::new(e.kind(), e.to_string())),
+        };
+        Error {
+            inner: Box::new(Inner {
+                kind,
+                input: self.inner.input.clone(),
+            }),
+        }
+    }
+
     /// A new error of this kind.
     pub fn new(kind: ErrorKind) -> Self {
         Error {

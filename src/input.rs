@@ -50,6 +50,29 @@ impl Input {
         }
     }
 
+    /// Inputs from command-line style paths: a directory gives its image files (by
+    /// extension: jpg, jpeg, png, webp, bmp, tif, tiff, gif; sorted, not recursive); a file
+    /// is taken as given, so a missing or bad one fails later as its own item.
+    ///
+    /// # Errors
+    /// `Io` when a directory cannot be listed.
+    pub fn from_paths(paths: &[PathBuf]) -> Result<Vec<Input>> {
+        let mut inputs = Vec::new();
+        for p in paths {
+            if p.is_dir() {
+                let mut files: Vec<PathBuf> = std::fs::read_dir(p)?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|f| f.is_file() && is_image_name(f))
+                    .collect();
+                files.sort();
+                inputs.extend(files.into_iter().map(Input::Path));
+            } else {
+                inputs.push(Input::Path(p.clone()));
+            }
+        }
+        Ok(inputs)
+    }
+
     /// The name errors and reports use: the path, or the given name.
     pub fn name(&self) -> String {
         match self {
@@ -101,4 +124,16 @@ impl From<&Path> for Input {
     fn from(p: &Path) -> Input {
         Input::Path(p.to_path_buf())
     }
+}
+
+/// Whether `p` has an image file extension the decoder supports.
+fn is_image_name(p: &Path) -> bool {
+    let ext = p
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    matches!(
+        ext.as_str(),
+        "jpg" | "jpeg" | "png" | "webp" | "bmp" | "tif" | "tiff" | "gif"
+    )
 }

@@ -42,9 +42,11 @@
 
 #![deny(unsafe_code)]
 
+pub mod bench;
 pub mod cache;
 mod cpu;
 pub mod decode;
+pub mod detect;
 mod engine;
 mod error;
 mod frame;
@@ -53,12 +55,14 @@ pub mod geometry;
 pub mod gpu;
 mod input;
 pub mod memory;
+pub mod monitor;
 pub mod plan;
 pub mod progress;
 pub mod resample;
 pub mod scheduler;
 mod spec;
 mod tensor;
+pub mod verify;
 
 pub use decode::{DecodeInfo, DecodeLimits, ImageFormat};
 pub use engine::{

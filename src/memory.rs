@@ -203,6 +203,12 @@ impl HostBudget {
         self.inner.peak.load(Ordering::Acquire)
     }
 
+    /// Restarts peak tracking from what is reserved now and returns the previous peak
+    /// (benchmarks measure one peak per case on a long-lived engine).
+    pub fn reset_peak(&self) -> u64 {
+        self.inner.peak.swap(self.used(), Ordering::AcqRel)
+    }
+
     /// Reserves `bytes`, or fails without reserving anything.
     ///
     /// # Errors

@@ -21,7 +21,7 @@ fn every_shader_validates() {
         .unwrap_or_else(|e| panic!("{}: {}", path.display(), e.emit_to_string(&src)));
         n += 1;
     }
-    assert!(n >= 2, "expected the resize and convert shaders");
+    assert!(n >= 3, "expected the resize, convert and detect shaders");
 }
 
 #[cfg(feature = "gpu")]
@@ -38,6 +38,11 @@ fn param_structs_match_their_rust_twins() {
             veridoc::gpu::CONVERT_WGSL,
             "ConvertParams",
             CONVERT_PARAMS_SIZE,
+        ),
+        (
+            veridoc::gpu::DETECT_WGSL,
+            "DetectParams",
+            veridoc::gpu::DETECT_PARAMS_SIZE,
         ),
     ] {
         let module = naga::front::wgsl::parse_str(src).unwrap();
@@ -69,5 +74,26 @@ fn every_shader_has_a_cpu_twin() {
                 "{stem}.wgsl has no src/cpu/{stem}.rs"
             );
         }
+    }
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn detect_shader_has_the_entry_points_the_host_uses() {
+    let module = naga::front::wgsl::parse_str(veridoc::gpu::DETECT_WGSL).unwrap();
+    for name in [
+        "conv0_4",
+        "depthwise4",
+        "pointwise",
+        "pointwise4",
+        "maxpool",
+    ] {
+        let ep = module
+            .entry_points
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("detect.wgsl has no entry point {name}"));
+        // the host dispatches ceil(total / 64) workgroups (WG in src/gpu/detect.rs)
+        assert_eq!(ep.workgroup_size, [64, 1, 1], "{name}");
     }
 }

@@ -4,6 +4,7 @@
 //! [`convert`] ↔ `convert.wgsl`.
 
 pub(crate) mod convert;
+pub(crate) mod detect;
 pub(crate) mod resize;
 
 use crate::error::Result;

@@ -379,6 +379,17 @@ impl Engine {
         self.gpu.as_ref().map(|g| g.memory())
     }
 
+    /// The engine's CPU worker pool.
+    pub(crate) fn pool(&self) -> &rayon::ThreadPool {
+        &self.pool
+    }
+
+    /// The GPU backend, if one is open.
+    #[cfg(feature = "gpu")]
+    pub(crate) fn gpu_backend(&self) -> Option<&crate::gpu::GpuBackend> {
+        self.gpu.as_ref()
+    }
+
     /// Releases pooled GPU buffers; returns the bytes freed.
     pub fn trim(&self) -> u64 {
         #[cfg(feature = "gpu")]
@@ -399,6 +410,24 @@ impl Engine {
         #[cfg(not(feature = "gpu"))]
         let adapter = "none".to_string();
         format!("{}|{}|threads={}", crate::VERSION, adapter, self.threads)
+    }
+
+    /// Writes what the scheduler has learned so far (its cost models, refined by every batch
+    /// this engine ran) as a calibration file. An engine built on the same machine state
+    /// (version, adapter, threads) loads it at build when it lies at
+    /// [`Engine::calibration_file`] (see `veridoc::bench`, which writes one after a run).
+    ///
+    /// # Errors
+    /// `Io` when the directory or file cannot be written.
+    pub fn save_calibration(&self, path: &std::path::Path) -> Result<()> {
+        self.scheduler
+            .save(path, &self.fingerprint())
+            .map_err(Error::from)
+    }
+
+    /// Where this engine loads its calibration from at build (none without a cache dir).
+    pub fn calibration_file(&self) -> Option<PathBuf> {
+        self.calibration_path()
     }
 
     fn calibration_path(&self) -> Option<PathBuf> {

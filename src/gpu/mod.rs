@@ -1,16 +1,19 @@
-//! The GPU path: wgpu compute shaders for the whole preprocessing pipeline. This folder is
-//! the only place in the crate that touches wgpu.
+//! The GPU path: wgpu compute shaders for the whole preprocessing pipeline and the face
+//! detector. This folder is the only place in the crate that touches wgpu.
 //!
 //! - `device.rs`: adapter selection ([`GpuSelection`]) and [`GpuInfo`];
 //! - `alloc.rs`: the budgeted buffer pool (GPU memory by accounting);
 //! - `params.rs`: uniform structs, twins of the WGSL structs;
-//! - `exec.rs`: chunked, pipelined batch execution.
+//! - `exec.rs`: chunked, pipelined batch execution;
+//! - `detect.rs`: TinyFaceDetector's forward pass (`shaders/detect.wgsl`), batched, weights
+//!   resident ([`GpuDetector`]), activations from the budgeted pool.
 //!
 //! The shaders (`shaders/resize.wgsl`, `shaders/convert.wgsl`) implement the same arithmetic
 //! as the CPU path, with coefficients and value tables computed on the host by the code the
 //! CPU path uses (`crate::resample`, `crate::plan`), which is why the outputs agree.
 
 mod alloc;
+mod detect;
 mod device;
 mod exec;
 pub mod params;
@@ -22,6 +25,7 @@ use crate::spec::Pipeline;
 use crate::tensor::Tensor;
 
 pub use alloc::GpuMemoryUsage;
+pub use detect::{GpuDetector, DETECT_PARAMS_SIZE};
 pub use device::{GpuInfo, GpuSelection};
 pub use exec::GpuTimings;
 
@@ -29,6 +33,8 @@ pub use exec::GpuTimings;
 pub const RESIZE_WGSL: &str = include_str!("../../shaders/resize.wgsl");
 /// See [`RESIZE_WGSL`].
 pub const CONVERT_WGSL: &str = include_str!("../../shaders/convert.wgsl");
+/// See [`RESIZE_WGSL`].
+pub const DETECT_WGSL: &str = include_str!("../../shaders/detect.wgsl");
 
 /// A device with compiled pipelines and a budgeted pool.
 #[derive(Debug)]
@@ -39,6 +45,8 @@ pub(crate) struct GpuBackend {
     convert_layout: wgpu::BindGroupLayout,
     resize_pipeline: wgpu::ComputePipeline,
     convert_pipeline: wgpu::ComputePipeline,
+    /// The detector's kernels, compiled on first use (most engines never detect).
+    detect_kernels: std::sync::OnceLock<detect::DetectKernels>,
 }
 
 fn layout_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
@@ -128,6 +136,7 @@ impl GpuBackend {
             convert_layout,
             resize_pipeline,
             convert_pipeline,
+            detect_kernels: std::sync::OnceLock::new(),
         }))
     }
 

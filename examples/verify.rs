@@ -1,0 +1,229 @@
+//! Verify identity photos against a profile: the engine's main job.
+//!
+//! ```text
+//! cargo run --release --example verify -- [--device cpu|gpu|auto] [--profile FILE|passport]
+//!     [--json FILE] [--model MANIFEST] [--cache-dir DIR] [--no-cache] [INPUTS|DIRS]...
+//! ```
+//!
+//! Shows a progress bar (on a terminal) and a summary table: one line per photo with its
+//! verdict, faces and failed checks. `--json` writes `{"reports": [...], "summary": {...}}`.
+//! With no inputs it verifies the sample photos fetched by `scripts/fetch-assets.sh`
+//! (`fixtures/photos`). Exit status 0 when the run completed, whatever the verdicts;
+//! non-zero only when it could not run (bad arguments, no model, unwritable output).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Instant;
+
+use clap::Parser;
+use indicatif::{ProgressBar, ProgressStyle};
+use veridoc::cache::CacheConfig;
+use veridoc::verify::{Profile, Verdict, VerifyOptions};
+use veridoc::{DevicePolicy, Engine, Input, Placement};
+
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+#[derive(Parser, Debug)]
+#[command(about = "Verify identity photos against a profile (veridoc)")]
+struct Args {
+    /// Execution path: cpu, gpu or auto (the scheduler decides per batch).
+    #[arg(long, default_value = "auto")]
+    device: String,
+    /// A built-in profile name (passport) or a profile file (.json or .toml).
+    #[arg(long, default_value = "passport")]
+    profile: String,
+    /// Write every report and the summary as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// TinyFaceDetector weights manifest (the .bin beside it).
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// Persistent result cache directory (a second run over the same photos is served
+    /// from it).
+    #[arg(long)]
+    cache_dir: Option<PathBuf>,
+    /// Disable the result cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// CPU worker threads (default: all cores).
+    #[arg(long)]
+    threads: Option<usize>,
+    /// Verify each photo alone this many extra times after the run (cache off) and print
+    /// the median and p90 single-photo latency: the engine's warm end-to-end latency.
+    #[arg(long, default_value_t = 0)]
+    repeat: usize,
+    /// Photos or directories of photos.
+    inputs: Vec<PathBuf>,
+}
+
+fn assets_dir() -> PathBuf {
+    std::env::var_os("VERIDOC_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
+}
+
+fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
+    Input::from_paths(paths).map_err(|e| e.to_string())
+}
+
+fn run(a: Args) -> Result<(), String> {
+    let profile = if Path::new(&a.profile).is_file() {
+        Profile::load(Path::new(&a.profile)).map_err(|e| e.to_string())?
+    } else {
+        Profile::builtin(&a.profile).map_err(|e| e.to_string())?
+    };
+    let (policy, placement) = match a.device.as_str() {
+        "cpu" => (DevicePolicy::Cpu, Some(Placement::Cpu)),
+        "gpu" => (DevicePolicy::Gpu, Some(Placement::Gpu)),
+        "auto" => (DevicePolicy::Auto, None),
+        d => return Err(format!("--device {d}: expected cpu, gpu or auto")),
+    };
+    let mut b = Engine::builder().device_policy(policy);
+    if let Some(t) = a.threads {
+        b = b.cpu_threads(t);
+    }
+    if !a.no_cache {
+        if let Some(dir) = &a.cache_dir {
+            b = b
+                .cache_dir(dir)
+                .result_cache(CacheConfig::memory(256 << 20).disk(dir.join("results")));
+        }
+    }
+    let engine = b.build().map_err(|e| e.to_string())?;
+    let assets = assets_dir();
+    let model = a
+        .model
+        .clone()
+        .unwrap_or_else(|| assets.join("models/tiny_face_detector_model-weights_manifest.json"));
+    if !model.is_file() {
+        return Err(format!(
+            "face model not found at {} (run scripts/fetch-assets.sh, or pass --model)",
+            model.display()
+        ));
+    }
+    engine.register_face_model(&model);
+    let inputs = if a.inputs.is_empty() {
+        let dir = assets.join("photos");
+        if !dir.is_dir() {
+            return Err(format!(
+                "no inputs and no sample photos in {} (run scripts/fetch-assets.sh)",
+                dir.display()
+            ));
+        }
+        collect_inputs(&[dir])?
+    } else {
+        collect_inputs(&a.inputs)?
+    };
+    if inputs.is_empty() {
+        return Err("no photos to verify".into());
+    }
+    let mut opts = VerifyOptions::new(profile).use_cache(!a.no_cache);
+    opts.placement = placement;
+    let total = inputs.len();
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let b = ProgressBar::new(total as u64);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    let t0 = Instant::now();
+    let out = engine
+        .verify_with_progress(&opts, &inputs, |done| {
+            if let Some(b) = &bar {
+                b.set_position(done as u64);
+            }
+        })
+        .map_err(|e| e.to_string())?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    println!(
+        "{:<28} {:<9} {:>5} {:>9} {:>8}  failed checks / error",
+        "photo", "verdict", "faces", "size", "ms"
+    );
+    for r in &out.reports {
+        let name = Path::new(&r.name)
+            .file_name()
+            .map_or(r.name.clone(), |n| n.to_string_lossy().into_owned());
+        let what = match r.verdict {
+            Verdict::Error => r.error.clone().unwrap_or_default(),
+            _ => r.failed.join(", "),
+        };
+        let verdict = match r.verdict {
+            Verdict::Accepted => "accepted",
+            Verdict::Rejected => "rejected",
+            Verdict::Error => "error",
+        };
+        println!(
+            "{:<28} {:<9} {:>5} {:>9} {:>8}  {}",
+            name,
+            verdict,
+            r.faces.len(),
+            format!("{}x{}", r.width, r.height),
+            if r.cached {
+                "cached".to_string()
+            } else {
+                format!("{:.1}", r.timings.total_ms)
+            },
+            what
+        );
+    }
+    println!();
+    print!("{}", out.summary);
+    println!("total {:.2} s", t0.elapsed().as_secs_f64());
+    if a.repeat > 0 {
+        let once = opts.clone().use_cache(false);
+        let mut ms = Vec::new();
+        let mut stages = Vec::new();
+        for _ in 0..a.repeat {
+            for i in &inputs {
+                let t = Instant::now();
+                let out = engine
+                    .verify(&once, std::slice::from_ref(i))
+                    .map_err(|e| e.to_string())?;
+                ms.push(t.elapsed().as_secs_f64() * 1e3);
+                stages.push(out.summary.median);
+            }
+        }
+        ms.sort_by(f64::total_cmp);
+        let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
+        let med = |f: fn(&veridoc::verify::StageTimes) -> f64| {
+            let mut v: Vec<f64> = stages.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        println!(
+            "single-photo latency over {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms \
+             (median stages: decode {:.1}, preprocess {:.1}, detect {:.1}, checks {:.1} ms)",
+            ms.len(),
+            q(0.5),
+            q(0.9),
+            q(0.0),
+            med(|s| s.decode_ms),
+            med(|s| s.preprocess_ms),
+            med(|s| s.detect_ms),
+            med(|s| s.checks_ms)
+        );
+    }
+    if let Some(path) = &a.json {
+        let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        serde_json::to_writer_pretty(std::io::BufWriter::new(f), &out)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+        println!("reports written to {}", path.display());
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("verify: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

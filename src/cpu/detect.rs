@@ -1,0 +1,418 @@
+//! TinyFaceDetector's forward pass on the CPU; twin of `shaders/detect.wgsl`.
+//!
+//! Activations are HWC f32. Each layer is fused with what follows it (bias, leaky ReLU and
+//! the max-pool), one pooled output row at a time, and rows run in parallel on rayon. The
+//! two 1x1-style products (conv0 on an im2col row of 27 values, and each pointwise conv)
+//! share one register-tiled kernel ([`matmul_rows`]: 4 pixels x 8 output channels held in
+//! locals) that the compiler vectorizes; on the 2-core dev machine the whole network costs
+//! about 25 ms per image (see docs/benchmarks.md, "verify").
+
+use rayon::prelude::*;
+
+use crate::detect::{TinyFaceWeights, BLOCK_POOL_STRIDE, HEAD_LEN, LEAKY};
+use crate::error::{Error, Result};
+
+#[inline]
+fn leaky(v: f32) -> f32 {
+    if v > 0.0 {
+        v
+    } else {
+        v * LEAKY
+    }
+}
+
+/// `out[p][co] = bias[co] + sum_ci inp[p][ci] * w[ci][co]` for `n` pixels, optionally
+/// followed by leaky ReLU. `inp` is `n x ci`, `w` is `ci x co`, `out` is `n x co`.
+///
+/// Dispatches at run time: with AVX2 and FMA an explicit 8-lane kernel
+/// ([`matmul_rows_avx2`]); otherwise the portable tiled loop the compiler vectorizes for the
+/// baseline target.
+pub(crate) fn matmul_rows(
+    inp: &[f32],
+    ci: usize,
+    w: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    act: bool,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
+        #[allow(unsafe_code, reason = "avx2 and fma were detected just above")]
+        // SAFETY: the CPU supports the features the function is compiled for.
+        unsafe {
+            matmul_rows_avx2(inp, ci, w, bias, out, act)
+        };
+        return;
+    }
+    matmul_rows_tiled::<8>(inp, ci, w, bias, out, act);
+}
+
+/// AVX2+FMA kernel: 4 pixels x 16 output channels in eight 8-lane accumulators, weights
+/// loaded once per input channel and reused for the 4 pixels.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+#[allow(
+    unsafe_code,
+    reason = "unaligned vector loads/stores of in-bounds subslices"
+)]
+fn matmul_rows_avx2(inp: &[f32], ci: usize, w: &[f32], bias: &[f32], out: &mut [f32], act: bool) {
+    use std::arch::x86_64::*;
+    const P: usize = 4;
+    const C: usize = 16;
+    let co = bias.len();
+    let n = inp.len() / ci;
+    let slope = _mm256_set1_ps(LEAKY);
+    let mut p = 0;
+    while p + P <= n {
+        let rows: [&[f32]; P] = std::array::from_fn(|k| &inp[(p + k) * ci..(p + k + 1) * ci]);
+        let mut c0 = 0;
+        while c0 + C <= co {
+            let b = &bias[c0..c0 + C];
+            // SAFETY: `b` has 16 elements; each load reads 8 of them.
+            let (b0, b1) = unsafe {
+                (
+                    _mm256_loadu_ps(b.as_ptr()),
+                    _mm256_loadu_ps(b.as_ptr().add(8)),
+                )
+            };
+            let mut acc = [[b0, b1]; P];
+            for i in 0..ci {
+                let wr = &w[i * co + c0..i * co + c0 + C];
+                // SAFETY: `wr` has 16 elements.
+                let (w0, w1) = unsafe {
+                    (
+                        _mm256_loadu_ps(wr.as_ptr()),
+                        _mm256_loadu_ps(wr.as_ptr().add(8)),
+                    )
+                };
+                for k in 0..P {
+                    let v = _mm256_set1_ps(rows[k][i]);
+                    acc[k][0] = _mm256_fmadd_ps(v, w0, acc[k][0]);
+                    acc[k][1] = _mm256_fmadd_ps(v, w1, acc[k][1]);
+                }
+            }
+            for (k, a) in acc.iter().enumerate() {
+                let o = &mut out[(p + k) * co + c0..(p + k) * co + c0 + C];
+                let (mut r0, mut r1) = (a[0], a[1]);
+                if act {
+                    // leaky(x) = max(x, 0.1 x) for a slope under 1
+                    r0 = _mm256_max_ps(r0, _mm256_mul_ps(r0, slope));
+                    r1 = _mm256_max_ps(r1, _mm256_mul_ps(r1, slope));
+                }
+                // SAFETY: `o` has 16 elements.
+                unsafe {
+                    _mm256_storeu_ps(o.as_mut_ptr(), r0);
+                    _mm256_storeu_ps(o.as_mut_ptr().add(8), r1);
+                }
+            }
+            c0 += C;
+        }
+        for k in 0..P {
+            scalar_tail(
+                rows[k],
+                w,
+                bias,
+                &mut out[(p + k) * co..(p + k + 1) * co],
+                c0,
+                act,
+            );
+        }
+        p += P;
+    }
+    while p < n {
+        scalar_tail(
+            &inp[p * ci..(p + 1) * ci],
+            w,
+            bias,
+            &mut out[p * co..(p + 1) * co],
+            0,
+            act,
+        );
+        p += 1;
+    }
+}
+
+/// The register-tiled product: 4 pixels x `C` output channels accumulate in locals.
+#[inline(always)]
+fn matmul_rows_tiled<const C: usize>(
+    inp: &[f32],
+    ci: usize,
+    w: &[f32],
+    bias: &[f32],
+    out: &mut [f32],
+    act: bool,
+) {
+    let co = bias.len();
+    let n = inp.len() / ci;
+    const P: usize = 4;
+    let mut p = 0;
+    while p + P <= n {
+        let rows: [&[f32]; P] = std::array::from_fn(|k| &inp[(p + k) * ci..(p + k + 1) * ci]);
+        let mut c0 = 0;
+        while c0 + C <= co {
+            let b: [f32; C] = std::array::from_fn(|j| bias[c0 + j]);
+            let mut acc = [b; P];
+            for i in 0..ci {
+                let wr: [f32; C] = std::array::from_fn(|j| w[i * co + c0 + j]);
+                for k in 0..P {
+                    let v = rows[k][i];
+                    for j in 0..C {
+                        acc[k][j] += v * wr[j];
+                    }
+                }
+            }
+            for (k, a) in acc.iter().enumerate() {
+                let o = &mut out[(p + k) * co + c0..(p + k) * co + c0 + C];
+                for j in 0..C {
+                    o[j] = if act { leaky(a[j]) } else { a[j] };
+                }
+            }
+            c0 += C;
+        }
+        for k in 0..P {
+            scalar_tail(
+                rows[k],
+                w,
+                bias,
+                &mut out[(p + k) * co..(p + k + 1) * co],
+                c0,
+                act,
+            );
+        }
+        p += P;
+    }
+    while p < n {
+        scalar_tail(
+            &inp[p * ci..(p + 1) * ci],
+            w,
+            bias,
+            &mut out[p * co..(p + 1) * co],
+            0,
+            act,
+        );
+        p += 1;
+    }
+}
+
+fn scalar_tail(row: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], from: usize, act: bool) {
+    let co = bias.len();
+    for c in from..co {
+        let mut a = bias[c];
+        for (i, &v) in row.iter().enumerate() {
+            a += v * w[i * co + c];
+        }
+        out[c] = if act { leaky(a) } else { a };
+    }
+}
+
+/// Max of two pre-pooled rows into a pooled row (2x2 window, `stride` 2 or 1; stride 1 pads
+/// right with -inf as TF 'same' does). `b` is `None` past the bottom edge.
+fn pool_rows(a: &[f32], b: Option<&[f32]>, w: usize, c: usize, stride: usize, out: &mut [f32]) {
+    let ow = w / stride;
+    for x in 0..ow {
+        let x0 = x * stride;
+        let x1 = x0 + 1;
+        for ch in 0..c {
+            let mut m = a[x0 * c + ch];
+            if x1 < w {
+                m = m.max(a[x1 * c + ch]);
+            }
+            if let Some(b) = b {
+                m = m.max(b[x0 * c + ch]);
+                if x1 < w {
+                    m = m.max(b[x1 * c + ch]);
+                }
+            }
+            out[x * c + ch] = m;
+        }
+    }
+}
+
+/// conv0 (3x3, 3 -> 16, SAME) + bias + leaky on row `y` of an `s x s x 3` input.
+fn conv0_row(
+    inp: &[f32],
+    s: usize,
+    y: usize,
+    w: &TinyFaceWeights,
+    col: &mut [f32],
+    out: &mut [f32],
+) {
+    // im2col: 27 values per pixel in [ky][kx][ci] order, zero outside the image
+    for x in 0..s {
+        let dst = &mut col[x * 27..(x + 1) * 27];
+        for ky in 0..3 {
+            let yy = y as isize + ky as isize - 1;
+            for kx in 0..3 {
+                let xx = x as isize + kx as isize - 1;
+                let d = &mut dst[(ky * 3 + kx) * 3..(ky * 3 + kx) * 3 + 3];
+                if yy < 0 || xx < 0 || yy >= s as isize || xx >= s as isize {
+                    d.fill(0.0);
+                } else {
+                    let o = (yy as usize * s + xx as usize) * 3;
+                    d.copy_from_slice(&inp[o..o + 3]);
+                }
+            }
+        }
+    }
+    matmul_rows(col, 27, &w.conv0, &w.conv0_bias, out, true);
+}
+
+/// Depthwise 3x3 (SAME, no bias) on row `y` of an `s x s x c` input.
+fn depthwise_row(inp: &[f32], s: usize, c: usize, y: usize, f: &[f32], out: &mut [f32]) {
+    out.fill(0.0);
+    for ky in 0..3 {
+        let yy = y as isize + ky as isize - 1;
+        if yy < 0 || yy >= s as isize {
+            continue;
+        }
+        let row = &inp[yy as usize * s * c..(yy as usize + 1) * s * c];
+        for kx in 0..3 {
+            let fk = &f[(ky * 3 + kx) * c..(ky * 3 + kx + 1) * c];
+            for x in 0..s {
+                let xx = x as isize + kx as isize - 1;
+                if xx < 0 || xx >= s as isize {
+                    continue;
+                }
+                let src = &row[xx as usize * c..(xx as usize + 1) * c];
+                let dst = &mut out[x * c..(x + 1) * c];
+                for ch in 0..c {
+                    dst[ch] += src[ch] * fk[ch];
+                }
+            }
+        }
+    }
+}
+
+/// Runs the network on one preprocessed input (`side x side x 3` HWC f32, `side` a multiple
+/// of 32) and returns the raw head, `HEAD_LEN` values for side 416.
+///
+/// # Errors
+/// `InvalidInput` when the input length does not match `side`.
+pub(crate) fn forward(w: &TinyFaceWeights, input: &[f32], side: usize) -> Result<Vec<f32>> {
+    if side % 32 != 0 || input.len() != side * side * 3 {
+        return Err(Error::invalid(format!(
+            "detector input: {} values for side {side} (need side % 32 == 0 and side*side*3)",
+            input.len()
+        )));
+    }
+    // conv0 + leaky + pool 2x2/2
+    let mut s = side / 2;
+    let mut act = vec![0f32; s * s * 16];
+    act.par_chunks_mut(s * 16).enumerate().for_each_init(
+        || {
+            (
+                vec![0f32; side * 27],
+                vec![0f32; side * 16],
+                vec![0f32; side * 16],
+            )
+        },
+        |(col, r0, r1), (oy, out)| {
+            conv0_row(input, side, 2 * oy, w, col, r0);
+            conv0_row(input, side, 2 * oy + 1, w, col, r1);
+            pool_rows(r0, Some(r1), side, 16, 2, out);
+        },
+    );
+    // separable blocks
+    for (k, b) in w.blocks.iter().enumerate() {
+        let (c, co, stride) = (b.channels, 2 * b.channels, BLOCK_POOL_STRIDE[k]);
+        let os = s / stride;
+        let mut next = vec![0f32; os * os * co];
+        let inp = &act;
+        next.par_chunks_mut(os * co).enumerate().for_each_init(
+            || (vec![0f32; s * c], vec![0f32; s * co], vec![0f32; s * co]),
+            |(dw, r0, r1), (oy, out)| {
+                let y0 = oy * stride;
+                depthwise_row(inp, s, c, y0, &b.depthwise, dw);
+                matmul_rows(dw, c, &b.pointwise, &b.bias, r0, true);
+                let second = if y0 + 1 < s {
+                    depthwise_row(inp, s, c, y0 + 1, &b.depthwise, dw);
+                    matmul_rows(dw, c, &b.pointwise, &b.bias, r1, true);
+                    Some(&r1[..])
+                } else {
+                    None
+                };
+                pool_rows(r0, second, s, co, stride, out);
+            },
+        );
+        act = next;
+        s = os;
+    }
+    // conv8: 1x1 512 -> 25, no activation
+    let mut head = vec![0f32; s * s * w.head_bias.len()];
+    matmul_rows(&act, 512, &w.head, &w.head_bias, &mut head, false);
+    if side == 416 {
+        debug_assert_eq!(head.len(), HEAD_LEN);
+    }
+    Ok(head)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn matmul_rows_matches_the_naive_product() {
+        for &(n, ci, co) in &[
+            (9usize, 27usize, 16usize),
+            (5, 16, 25),
+            (4, 3, 8),
+            (1, 7, 3),
+        ] {
+            let inp: Vec<f32> = (0..n * ci)
+                .map(|i| ((i * 37 % 17) as f32 - 8.0) / 7.0)
+                .collect();
+            let w: Vec<f32> = (0..ci * co)
+                .map(|i| ((i * 11 % 13) as f32 - 6.0) / 5.0)
+                .collect();
+            let bias: Vec<f32> = (0..co).map(|i| i as f32 * 0.1 - 0.5).collect();
+            let mut out = vec![0f32; n * co];
+            matmul_rows(&inp, ci, &w, &bias, &mut out, true);
+            // the portable kernel too (the dispatch above may pick AVX2)
+            let mut portable = vec![0f32; n * co];
+            matmul_rows_tiled::<8>(&inp, ci, &w, &bias, &mut portable, true);
+            for (a, b) in out.iter().zip(&portable) {
+                assert!((a - b).abs() < 1e-4);
+            }
+            for p in 0..n {
+                for c in 0..co {
+                    let mut a = bias[c] as f64;
+                    for i in 0..ci {
+                        a += inp[p * ci + i] as f64 * w[i * co + c] as f64;
+                    }
+                    let a = if a > 0.0 { a } else { a * 0.1 };
+                    assert!(
+                        (out[p * co + c] as f64 - a).abs() < 1e-4,
+                        "{n} {ci} {co} p{p} c{c}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn stride_one_pool_pads_right_and_bottom() {
+        // 2x2 image, 1 channel: values 1 2 / 3 4
+        let a = [1.0, 2.0];
+        let b = [3.0, 4.0];
+        let mut out = [0f32; 2];
+        pool_rows(&a, Some(&b), 2, 1, 1, &mut out);
+        assert_eq!(out, [4.0, 4.0]);
+        pool_rows(&b, None, 2, 1, 1, &mut out);
+        assert_eq!(out, [4.0, 4.0]);
+        let mut out2 = [0f32; 1];
+        pool_rows(&a, Some(&b), 2, 1, 2, &mut out2);
+        assert_eq!(out2, [4.0]);
+    }
+
+    #[test]
+    fn wrong_input_length_is_an_error() {
+        let w = TinyFaceWeights {
+            conv0: vec![],
+            conv0_bias: vec![],
+            blocks: vec![],
+            head: vec![],
+            head_bias: vec![],
+        };
+        assert!(forward(&w, &[0.0; 10], 416).is_err());
+    }
+}

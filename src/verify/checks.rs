@@ -1,0 +1,302 @@
+//! Image statistics behind the quality checks, computed on the analysis image (the photo
+//! decoded with shrink-on-load to a longer side of at least [`super::ANALYSIS_MIN_SIDE`]).
+//!
+//! Every measure is scale-normalized so that thresholds do not depend on the photo's
+//! resolution: sharpness is the variance of the Laplacian on a luma plane resampled to a fixed
+//! size (the whole image to a longer side of [`SHARPNESS_SIDE`], the face to a height of
+//! [`FACE_SHARPNESS_HEIGHT`]); exposure, contrast and colour are fractions and ratios.
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::Face;
+use crate::frame::Frame;
+
+/// Longer side of the luma plane the whole-image sharpness is measured on. 640 px keeps the
+/// measure about detail visible at print size, and costs ~1 ms.
+pub const SHARPNESS_SIDE: u32 = 640;
+
+/// Height the face crop is resampled to before measuring its sharpness (the face box of a
+/// passport-style photo is 35-60 % of a 1000 px analysis image, so this is a mild downscale).
+pub const FACE_SHARPNESS_HEIGHT: u32 = 160;
+
+/// Luma at or above this counts as a clipped highlight (of 255).
+pub const HIGHLIGHT: u8 = 250;
+
+/// Luma at or below this counts as a clipped shadow (of 255).
+pub const SHADOW: u8 = 5;
+
+/// A luma (BT.601) plane.
+#[derive(Debug, Clone)]
+pub struct Luma {
+    /// Width.
+    pub width: usize,
+    /// Height.
+    pub height: usize,
+    /// Row-major values 0..255.
+    pub data: Vec<u8>,
+}
+
+impl Luma {
+    /// BT.601 luma of an RGB8 frame, in 8-bit fixed point (weights 77/150/29 of 256).
+    pub fn from_frame(f: &Frame) -> Luma {
+        let data = f
+            .as_bytes()
+            .chunks_exact(3)
+            .map(|p| ((77 * p[0] as u32 + 150 * p[1] as u32 + 29 * p[2] as u32 + 128) >> 8) as u8)
+            .collect();
+        Luma {
+            width: f.width() as usize,
+            height: f.height() as usize,
+            data,
+        }
+    }
+}
+
+/// Variance of the 4-neighbour Laplacian over the interior of `l` (0 for planes under 3x3).
+pub fn laplacian_variance(l: &Luma) -> f64 {
+    let (w, h) = (l.width, l.height);
+    if w < 3 || h < 3 {
+        return 0.0;
+    }
+    let mut sum = 0i64;
+    let mut sum2 = 0i64;
+    for y in 1..h - 1 {
+        let up = &l.data[(y - 1) * w..y * w];
+        let row = &l.data[y * w..(y + 1) * w];
+        let dn = &l.data[(y + 1) * w..(y + 2) * w];
+        let mut s = 0i64;
+        let mut s2 = 0i64;
+        for x in 1..w - 1 {
+            let v = up[x] as i32 + dn[x] as i32 + row[x - 1] as i32 + row[x + 1] as i32
+                - 4 * row[x] as i32;
+            s += v as i64;
+            s2 += (v * v) as i64;
+        }
+        sum += s;
+        sum2 += s2;
+    }
+    let n = ((w - 2) * (h - 2)) as f64;
+    let mean = sum as f64 / n;
+    (sum2 as f64 / n - mean * mean).max(0.0)
+}
+
+/// Exposure and contrast statistics of a luma plane.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Exposure {
+    /// Mean luma, 0..1.
+    pub mean: f64,
+    /// Standard deviation of luma, 0..1 (RMS contrast).
+    pub contrast: f64,
+    /// Fraction of pixels at or above [`HIGHLIGHT`].
+    pub highlights: f64,
+    /// Fraction of pixels at or below [`SHADOW`].
+    pub shadows: f64,
+}
+
+/// Exposure statistics of `l` from its histogram.
+pub fn exposure(l: &Luma) -> Exposure {
+    let mut hist = [0u64; 256];
+    for &v in &l.data {
+        hist[v as usize] += 1;
+    }
+    let n = l.data.len().max(1) as f64;
+    let (mut s, mut s2) = (0f64, 0f64);
+    for (v, &c) in hist.iter().enumerate() {
+        s += v as f64 * c as f64;
+        s2 += (v * v) as f64 * c as f64;
+    }
+    let mean = s / n;
+    let var = (s2 / n - mean * mean).max(0.0);
+    Exposure {
+        mean: mean / 255.0,
+        contrast: var.sqrt() / 255.0,
+        highlights: hist[HIGHLIGHT as usize..].iter().sum::<u64>() as f64 / n,
+        shadows: hist[..=SHADOW as usize].iter().sum::<u64>() as f64 / n,
+    }
+}
+
+/// Colour statistics of an RGB8 frame.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Colour {
+    /// Hasler & Süsstrunk colourfulness (0 for a grayscale image; ~15 "slightly colourful",
+    /// ~33 "moderately", above 45 "quite colourful"), on the 0..255 scale.
+    pub colourfulness: f64,
+    /// Colour cast: the largest deviation of a channel mean from the mean of the three
+    /// channel means, relative to that mean (gray-world), 0 for a neutral image.
+    pub cast: f64,
+}
+
+/// Colour statistics, sampling every `step`-th pixel (1 = all).
+pub fn colour(f: &Frame, step: usize) -> Colour {
+    let (mut n, mut s_rg, mut s_yb, mut s2_rg, mut s2_yb) = (0f64, 0f64, 0f64, 0f64, 0f64);
+    let mut sums = [0f64; 3];
+    for p in f.as_bytes().chunks_exact(3).step_by(step.max(1)) {
+        let (r, g, b) = (p[0] as f64, p[1] as f64, p[2] as f64);
+        let rg = r - g;
+        let yb = 0.5 * (r + g) - b;
+        s_rg += rg;
+        s_yb += yb;
+        s2_rg += rg * rg;
+        s2_yb += yb * yb;
+        sums[0] += r;
+        sums[1] += g;
+        sums[2] += b;
+        n += 1.0;
+    }
+    if n == 0.0 {
+        return Colour {
+            colourfulness: 0.0,
+            cast: 0.0,
+        };
+    }
+    let (m_rg, m_yb) = (s_rg / n, s_yb / n);
+    let sd_rg = (s2_rg / n - m_rg * m_rg).max(0.0).sqrt();
+    let sd_yb = (s2_yb / n - m_yb * m_yb).max(0.0).sqrt();
+    let colourfulness =
+        (sd_rg * sd_rg + sd_yb * sd_yb).sqrt() + 0.3 * (m_rg * m_rg + m_yb * m_yb).sqrt();
+    let means = sums.map(|s| s / n);
+    let grey = (means[0] + means[1] + means[2]) / 3.0;
+    let cast = if grey < 1.0 {
+        0.0
+    } else {
+        means
+            .iter()
+            .map(|m| (m - grey).abs() / grey)
+            .fold(0.0, f64::max)
+    };
+    Colour {
+        colourfulness,
+        cast,
+    }
+}
+
+/// Background statistics outside the face.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Background {
+    /// Standard deviation of luma in the background region, 0..1.
+    pub std: f64,
+    /// Mean luma of the background region, 0..1.
+    pub mean: f64,
+    /// Fraction of the image the region covers.
+    pub coverage: f64,
+}
+
+/// The background region of a portrait: everything above the head (above the face box
+/// raised by 35 % of its height, for hair) and, down to the face's bottom edge, everything
+/// left and right of the face box widened by 25 % of its width on each side (ears, hair).
+/// The margins were set on the asset portraits so the region holds no hair or ears.
+/// Shoulders and body below the face are excluded. `face` is in `l`'s pixels.
+pub fn background(l: &Luma, face: &Face) -> Option<Background> {
+    let (w, h) = (l.width as f32, l.height as f32);
+    let top = (face.y - 0.35 * face.height).clamp(0.0, h) as usize;
+    let bottom = (face.y + face.height).clamp(0.0, h) as usize;
+    let left = (face.x - 0.25 * face.width).clamp(0.0, w) as usize;
+    let right = (face.x + 1.25 * face.width).clamp(0.0, w) as usize;
+    let (mut n, mut s, mut s2) = (0u64, 0u64, 0u64);
+    let mut add = |v: u8| {
+        n += 1;
+        s += v as u64;
+        s2 += (v as u64) * (v as u64);
+    };
+    for y in 0..bottom {
+        let row = &l.data[y * l.width..(y + 1) * l.width];
+        if y < top {
+            row.iter().for_each(|&v| add(v));
+        } else {
+            row[..left].iter().for_each(|&v| add(v));
+            row[right.min(l.width)..].iter().for_each(|&v| add(v));
+        }
+    }
+    // Under 2 % of the image is too little to judge (a face filling the frame).
+    if (n as f64) < 0.02 * (l.width * l.height) as f64 {
+        return None;
+    }
+    let mean = s as f64 / n as f64;
+    let var = (s2 as f64 / n as f64 - mean * mean).max(0.0);
+    Some(Background {
+        std: var.sqrt() / 255.0,
+        mean: mean / 255.0,
+        coverage: n as f64 / (l.width * l.height) as f64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plane(w: usize, h: usize, f: impl Fn(usize, usize) -> u8) -> Luma {
+        Luma {
+            width: w,
+            height: h,
+            data: (0..w * h).map(|i| f(i % w, i / w)).collect(),
+        }
+    }
+
+    #[test]
+    fn flat_plane_has_no_laplacian_and_a_checkerboard_has_a_large_one() {
+        assert_eq!(laplacian_variance(&plane(32, 32, |_, _| 128)), 0.0);
+        let cb = laplacian_variance(&plane(
+            32,
+            32,
+            |x, y| if (x + y) % 2 == 0 { 0 } else { 255 },
+        ));
+        // interior values are +-1020 exactly
+        assert!((cb - 1020.0 * 1020.0).abs() < 1.0, "{cb}");
+        assert_eq!(laplacian_variance(&plane(2, 2, |_, _| 9)), 0.0);
+    }
+
+    #[test]
+    fn exposure_counts_clipped_pixels() {
+        let l = plane(10, 10, |x, _| {
+            if x < 2 {
+                0
+            } else if x < 5 {
+                255
+            } else {
+                128
+            }
+        });
+        let e = exposure(&l);
+        assert!((e.shadows - 0.2).abs() < 1e-9);
+        assert!((e.highlights - 0.3).abs() < 1e-9);
+        assert!(e.contrast > 0.3);
+    }
+
+    #[test]
+    fn grayscale_has_no_colourfulness_and_no_cast() {
+        let g = Frame::from_fn(16, 16, |x, y| {
+            let v = (x * 16 + y) as u8;
+            [v, v, v]
+        });
+        let c = colour(&g, 1);
+        assert!(c.colourfulness < 1e-9 && c.cast < 1e-9);
+        let red = Frame::from_fn(16, 16, |_, _| [200, 100, 100]);
+        let c = colour(&red, 1);
+        assert!(c.cast > 0.4 && c.colourfulness > 30.0, "{c:?}");
+    }
+
+    #[test]
+    fn background_excludes_the_face_and_body() {
+        // white background, dark face box, dark body below it
+        let face = Face {
+            x: 40.0,
+            y: 40.0,
+            width: 20.0,
+            height: 30.0,
+            score: 1.0,
+        };
+        let l = plane(100, 120, |x, y| {
+            let in_face = (35..65).contains(&x) && (29..70).contains(&y);
+            if in_face || y >= 70 {
+                20
+            } else {
+                240
+            }
+        });
+        let b = background(&l, &face).unwrap();
+        assert!(
+            b.std < 1e-9 && (b.mean - 240.0 / 255.0).abs() < 1e-9,
+            "{b:?}"
+        );
+    }
+}

@@ -1,0 +1,246 @@
+//! What verification returns: a [`PhotoReport`] per photo and a [`VerifySummary`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::detect::Face;
+
+/// The outcome for one photo.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every evaluated check passed.
+    Accepted,
+    /// At least one check failed (see [`PhotoReport::failed`]).
+    Rejected,
+    /// The photo could not be processed (unreadable, corrupt, over limits).
+    Error,
+}
+
+/// Whether a check passed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckStatus {
+    /// Within the profile's range.
+    Pass,
+    /// Outside it.
+    Fail,
+    /// Not evaluated: the profile has no range for it, or it needs a face and there is not
+    /// exactly one.
+    Skipped,
+}
+
+/// One quality check: what was measured, against what, and the result.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Check {
+    /// Check name (the profile field it is judged by).
+    pub name: String,
+    /// Measured value (absent when skipped).
+    pub value: Option<f64>,
+    /// The accepted range, as text (`[0.3, 0.75]`, `>= 60`).
+    pub expected: String,
+    /// Pass, fail or skipped.
+    pub status: CheckStatus,
+    /// Why it was skipped, or extra detail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Time per stage for one photo, milliseconds. GPU stages of a batch are shared by its
+/// photos, so each photo carries its share.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTimes {
+    /// Reading and decoding (with shrink-on-load).
+    pub decode_ms: f64,
+    /// Detector input preprocessing (resize, normalize).
+    pub preprocess_ms: f64,
+    /// Face detection (network and head decoding).
+    pub detect_ms: f64,
+    /// Quality checks.
+    pub checks_ms: f64,
+    /// Sum of the above.
+    pub total_ms: f64,
+}
+
+/// The verification report of one photo.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PhotoReport {
+    /// Input name (path or given name).
+    pub name: String,
+    /// Accepted, rejected or error.
+    pub verdict: Verdict,
+    /// Names of the failed checks.
+    pub failed: Vec<String>,
+    /// Why the photo could not be processed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The profile it was judged against.
+    pub profile: String,
+    /// Full-resolution width after EXIF orientation (0 on error).
+    pub width: u32,
+    /// Full-resolution height after EXIF orientation.
+    pub height: u32,
+    /// Every check, in a fixed order.
+    pub checks: Vec<Check>,
+    /// Detected faces, best first, in photo pixels.
+    pub faces: Vec<Face>,
+    /// Time per stage.
+    pub timings: StageTimes,
+    /// Path the preprocessing and detection ran on (`cpu` or `gpu`).
+    pub device: String,
+    /// Served from the result cache (timings are those of the original computation).
+    pub cached: bool,
+    /// Things worth knowing that did not fail a check (EXIF orientation applied,
+    /// shrink-on-load used, background too small to judge).
+    pub warnings: Vec<String>,
+}
+
+impl PhotoReport {
+    pub(crate) fn error(name: String, profile: &str, device: &str, e: &crate::Error) -> Self {
+        PhotoReport {
+            name,
+            verdict: Verdict::Error,
+            failed: Vec::new(),
+            error: Some(e.to_string()),
+            profile: profile.to_string(),
+            width: 0,
+            height: 0,
+            checks: Vec::new(),
+            faces: Vec::new(),
+            timings: StageTimes::default(),
+            device: device.to_string(),
+            cached: false,
+            warnings: Vec::new(),
+        }
+    }
+}
+
+/// Totals over a batch.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VerifySummary {
+    /// Photos in the batch.
+    pub photos: usize,
+    /// Accepted photos.
+    pub accepted: usize,
+    /// Rejected photos.
+    pub rejected: usize,
+    /// Photos that could not be processed.
+    pub errors: usize,
+    /// How many photos failed each check.
+    pub failures_by_check: BTreeMap<String, usize>,
+    /// Photos served from the result cache.
+    pub cache_hits: usize,
+    /// Path the batch ran on.
+    pub device: String,
+    /// Why (the scheduler's reason, or "requested").
+    pub reason: String,
+    /// Wall time of the batch, ms.
+    pub wall_ms: f64,
+    /// Photos per second over the wall time.
+    pub photos_per_s: f64,
+    /// Median per-photo stage times over computed (not cached) photos.
+    pub median: StageTimes,
+}
+
+/// A batch's reports (in input order) and summary.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct VerifyOutput {
+    /// One report per input, in order.
+    pub reports: Vec<PhotoReport>,
+    /// Totals.
+    pub summary: VerifySummary,
+}
+
+pub(crate) fn median(mut v: Vec<f64>) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        0.5 * (v[n / 2 - 1] + v[n / 2])
+    }
+}
+
+impl VerifySummary {
+    pub(crate) fn from_reports(
+        reports: &[PhotoReport],
+        device: &str,
+        reason: String,
+        wall: std::time::Duration,
+    ) -> Self {
+        let mut s = VerifySummary {
+            photos: reports.len(),
+            device: device.to_string(),
+            reason,
+            wall_ms: wall.as_secs_f64() * 1e3,
+            ..Default::default()
+        };
+        for r in reports {
+            match r.verdict {
+                Verdict::Accepted => s.accepted += 1,
+                Verdict::Rejected => s.rejected += 1,
+                Verdict::Error => s.errors += 1,
+            }
+            s.cache_hits += r.cached as usize;
+            for f in &r.failed {
+                *s.failures_by_check.entry(f.clone()).or_default() += 1;
+            }
+        }
+        let computed: Vec<&PhotoReport> = reports
+            .iter()
+            .filter(|r| !r.cached && r.verdict != Verdict::Error)
+            .collect();
+        let m =
+            |f: fn(&StageTimes) -> f64| median(computed.iter().map(|r| f(&r.timings)).collect());
+        s.median = StageTimes {
+            decode_ms: m(|t| t.decode_ms),
+            preprocess_ms: m(|t| t.preprocess_ms),
+            detect_ms: m(|t| t.detect_ms),
+            checks_ms: m(|t| t.checks_ms),
+            total_ms: m(|t| t.total_ms),
+        };
+        s.photos_per_s = if wall.as_secs_f64() > 0.0 {
+            reports.len() as f64 / wall.as_secs_f64()
+        } else {
+            0.0
+        };
+        s
+    }
+}
+
+impl std::fmt::Display for VerifySummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "{} photos: {} accepted, {} rejected, {} errors ({} from cache)",
+            self.photos, self.accepted, self.rejected, self.errors, self.cache_hits
+        )?;
+        writeln!(
+            f,
+            "device {} ({}); {:.0} ms wall, {:.1} photos/s",
+            self.device, self.reason, self.wall_ms, self.photos_per_s
+        )?;
+        writeln!(
+            f,
+            "median per photo: decode {:.1} ms, preprocess {:.1} ms, detect {:.1} ms, checks {:.1} ms, total {:.1} ms",
+            self.median.decode_ms,
+            self.median.preprocess_ms,
+            self.median.detect_ms,
+            self.median.checks_ms,
+            self.median.total_ms
+        )?;
+        if !self.failures_by_check.is_empty() {
+            let list: Vec<String> = self
+                .failures_by_check
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            writeln!(f, "failed checks: {}", list.join(", "))?;
+        }
+        Ok(())
+    }
+}
