@@ -349,7 +349,7 @@ fn verify_workloads(engines: &[(String, Engine, Vec<Input>)]) -> Vec<Workload<'_
             opts.placement = placement;
             let case = bench::Case {
                 suite: "verify".into(),
-                name: format!("verify {} asset photos", inputs.len()),
+                name: format!("{name} {} asset photos", inputs.len()),
                 path: name.clone(),
                 batch: inputs.len(),
                 width: 0,
