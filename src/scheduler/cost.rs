@@ -65,6 +65,12 @@ const FORGET: f64 = 0.95;
 /// A measurement more than this many robust deviations from the prediction is an outlier
 /// (one slow batch, a page-cache miss, a GC pause in the host app) and is not learned from.
 const OUTLIER_SIGMAS: f64 = 4.0;
+/// Largest diagonal element the RLS covariance may reach. With a forgetting factor, batches
+/// that keep the same features excite no other direction and the covariance grows as
+/// 1/0.95^n there ("windup"): a bench sweep of thousands of identical small batches drove
+/// predictions to 1e40 s. 10 is ten times the loosest prior (trust 1 -> 1.0), so bounding at
+/// it never slows normal learning.
+const P_MAX_DIAGONAL: f64 = 10.0;
 /// Observations before outlier rejection starts (the first ones define the scale).
 const WARMUP_OBSERVATIONS: u32 = 4;
 
@@ -137,6 +143,7 @@ impl LinearModel {
         }
         let k: Vec<f64> = px.iter().map(|v| v / denom).collect();
         let err = seconds - x.iter().zip(&self.theta).map(|(a, b)| a * b).sum::<f64>();
+        let before = (self.theta, self.p);
         for (t, ki) in self.theta.iter_mut().zip(&k) {
             *t += ki * err;
         }
@@ -145,6 +152,21 @@ impl LinearModel {
             for (v, pj) in row.iter_mut().zip(&px) {
                 *v = (*v - ki * pj) / FORGET;
             }
+        }
+        // Anti-windup: bound the covariance (see P_MAX_DIAGONAL).
+        let max_diag = (0..FEATURES).map(|i| self.p[i][i]).fold(0.0, f64::max);
+        if max_diag > P_MAX_DIAGONAL {
+            let s = P_MAX_DIAGONAL / max_diag;
+            self.p.iter_mut().flatten().for_each(|v| *v *= s);
+        }
+        if self
+            .theta
+            .iter()
+            .chain(self.p.iter().flatten())
+            .any(|v| !v.is_finite())
+        {
+            (self.theta, self.p) = before;
+            return false;
         }
         // Costs are never negative: clamp coefficients that noise pushed below zero.
         for t in self.theta.iter_mut() {
@@ -207,6 +229,20 @@ mod tests {
             "{before} -> {after}"
         );
         assert_eq!(m.outliers, 1);
+    }
+
+    #[test]
+    fn thousands_of_identical_batches_do_not_wind_up_the_model() {
+        let mut m = LinearModel::new([0.01, 0.01, 0.01, 0.01, 0.01], 1.0);
+        let x = f(1.0, 0.1, 0.05, 0.0);
+        for i in 0..20_000 {
+            // 1.7 ms +- 5 % jitter, always the same features
+            m.observe(&x, 0.0017 * (1.0 + 0.05 * ((i % 7) as f64 - 3.0) / 3.0));
+        }
+        let p = m.predict(&x);
+        assert!(p.is_finite() && (p - 0.0017).abs() < 0.0005, "{p}");
+        // other batch shapes stay finite too
+        assert!(m.predict(&f(64.0, 6.4, 3.2, 0.0)).is_finite());
     }
 
     #[test]
