@@ -332,9 +332,13 @@ fn model_spills_to_disk_and_reloads_bit_identical() {
         "reloaded, not the same allocation"
     );
     assert_eq!(*first, *again, "bit-identical tensors");
+    assert!(
+        again.tensors.iter().all(|t| t.data.is_mapped()),
+        "a disk reload views the mapped entry (zero-copy)"
+    );
     for (a, b) in first.tensors.iter().zip(&again.tensors) {
-        let ab: &[u8] = bytemuck::cast_slice(&a.data);
-        let bb: &[u8] = bytemuck::cast_slice(&b.data);
+        let ab: &[u8] = bytemuck::cast_slice(&a.data[..]);
+        let bb: &[u8] = bytemuck::cast_slice(&b.data[..]);
         assert_eq!(ab, bb, "{}", a.name);
     }
     let s = cache.stats();

@@ -8,14 +8,21 @@
 //! put:   write ".tmp-<pid>-<n>" -> fsync -> rename to <key>.vde (atomic: readers see the old
 //!        entry, the new one, or none; a writer killed mid-write leaves only a temp file)
 //! get:   open -> check magic, version, length, TTL, checksum -> touch mtime (LRU order);
-//!        a corrupt, truncated or expired entry is removed and reported as a miss
+//!        a corrupt, truncated or expired entry is removed and reported as a miss.
+//!        The checksum is skipped for a file version this store already verified or wrote
+//!        (same device, inode, size, modification time and header checksum): files are
+//!        replaced by rename, never edited in place, and an in-place edit by anyone else
+//!        changes the modification time, so the version is re-verified. A new store (a
+//!        restart) verifies every entry the first time it reads it.
 //! evict: when the directory exceeds its byte cap, least recently used entries go first
 //! ```
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Write};
+use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::WallClock;
@@ -28,6 +35,39 @@ const HEADER: usize = 64;
 const EXT: &str = "vde";
 /// Temp files older than this are leftovers of killed writers and are deleted on scans.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
+/// File versions remembered as verified, per store. An entry costs ~120 bytes; 4096 covers
+/// a 1 GiB directory of 256 KiB entries, and a forgotten version is simply verified again.
+const VERIFIED_MEMO: usize = 4096;
+
+/// A file version: what must be unchanged for an earlier checksum verification to hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Version {
+    dev: u64,
+    ino: u64,
+    len: u64,
+    modified: SystemTime,
+    digest: [u8; 32],
+}
+
+impl Version {
+    /// `None` where the platform has no inode identity (then every read verifies).
+    #[cfg(unix)]
+    fn of(meta: &fs::Metadata, digest: &[u8]) -> Option<Version> {
+        use std::os::unix::fs::MetadataExt;
+        Some(Version {
+            dev: meta.dev(),
+            ino: meta.ino(),
+            len: meta.len(),
+            modified: meta.modified().ok()?,
+            digest: digest.try_into().ok()?,
+        })
+    }
+
+    #[cfg(not(unix))]
+    fn of(_meta: &fs::Metadata, _digest: &[u8]) -> Option<Version> {
+        None
+    }
+}
 
 /// What an entry holds (checked on read, so a model never decodes as a result).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -60,6 +100,7 @@ pub struct DiskStore {
     ttl: Option<Duration>,
     clock: WallClock,
     counter: AtomicU64,
+    verified: Mutex<lru::LruCache<String, Version>>,
 }
 
 fn io(e: std::io::Error, what: &str, path: &Path) -> Error {
@@ -85,6 +126,9 @@ impl DiskStore {
             ttl,
             clock,
             counter: AtomicU64::new(0),
+            verified: Mutex::new(lru::LruCache::new(
+                NonZeroUsize::new(VERIFIED_MEMO).unwrap_or(NonZeroUsize::MIN),
+            )),
         })
     }
 
@@ -122,16 +166,29 @@ impl DiskStore {
         let tmp = self
             .dir
             .join(format!(".tmp-{}-{n}-{key}", std::process::id()));
-        let write = || -> std::io::Result<()> {
+        self.forget(key);
+        let write = || -> std::io::Result<Option<Version>> {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
             f.write_all(&header)?;
             f.write_all(payload)?;
+            // a precise modification time: kernels stamp writes with a coarse (jiffy) clock,
+            // so an in-place edit right after this put still gets a different time
+            f.set_modified(SystemTime::now())?;
             f.sync_all()?;
-            fs::rename(&tmp, self.path(key))
+            // the version as written (rename keeps inode and modification time)
+            let version = f
+                .metadata()
+                .ok()
+                .and_then(|m| Version::of(&m, &header[32..64]));
+            fs::rename(&tmp, self.path(key))?;
+            Ok(version)
         };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(io(e, "write", &self.path(key)));
+        match write() {
+            Ok(version) => self.remember(key, version),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(io(e, "write", &self.path(key)));
+            }
         }
         self.enforce_cap()?;
         Ok(())
@@ -147,18 +204,9 @@ impl DiskStore {
         if f.read_to_end(&mut buf).is_err() {
             return Err(Miss::Absent);
         }
-        match self.check(&buf, kind) {
-            Ok(()) => {
-                // LRU order for eviction: a hit refreshes the entry's modification time.
-                let _ = f.set_modified(SystemTime::now());
-                buf.drain(..HEADER);
-                Ok(buf)
-            }
-            Err(m) => {
-                let _ = fs::remove_file(&path);
-                Err(m)
-            }
-        }
+        self.accept(key, &path, &f, &buf, kind)?;
+        buf.drain(..HEADER);
+        Ok(buf)
     }
 
     /// Reads an entry into a memory map (models: no copy, no parsing), verified like `get`.
@@ -170,20 +218,49 @@ impl DiskStore {
         let Ok(map) = super::map_file(&f) else {
             return Err(Miss::Absent);
         };
-        match self.check(&map, kind) {
-            Ok(()) => {
-                let _ = f.set_modified(SystemTime::now());
-                Ok(MappedEntry { map })
-            }
-            Err(m) => {
-                drop(map);
-                let _ = fs::remove_file(&path);
-                Err(m)
-            }
-        }
+        self.accept(key, &path, &f, &map, kind)?;
+        Ok(MappedEntry { map })
     }
 
-    fn check(&self, buf: &[u8], kind: EntryKind) -> std::result::Result<(), Miss> {
+    /// Checks an entry read from `f` (removing it when unusable), then refreshes its LRU
+    /// position. The checksum is computed only for a version this store has not verified.
+    fn accept(
+        &self,
+        key: &str,
+        path: &Path,
+        f: &File,
+        buf: &[u8],
+        kind: EntryKind,
+    ) -> std::result::Result<(), Miss> {
+        let checked = self.check_header(buf, kind).and_then(|()| {
+            let version = f
+                .metadata()
+                .ok()
+                .and_then(|m| Version::of(&m, &buf[32..64]));
+            let known = version.is_some() && self.lock_memo().peek(key) == version.as_ref();
+            if known || blake3::hash(&buf[HEADER..]).as_bytes() == &buf[32..64] {
+                Ok(())
+            } else {
+                Err(Miss::Corrupt)
+            }
+        });
+        if let Err(m) = checked {
+            self.forget(key);
+            let _ = fs::remove_file(path);
+            return Err(m);
+        }
+        // LRU order for eviction: a hit refreshes the entry's modification time; the
+        // refreshed version is the one remembered as verified
+        let _ = f.set_modified(SystemTime::now());
+        let version = f
+            .metadata()
+            .ok()
+            .and_then(|m| Version::of(&m, &buf[32..64]));
+        self.remember(key, version);
+        Ok(())
+    }
+
+    fn check_header(&self, buf: &[u8], kind: EntryKind) -> std::result::Result<(), Miss> {
         if buf.len() < HEADER || &buf[..4] != MAGIC {
             return Err(Miss::Corrupt);
         }
@@ -202,14 +279,42 @@ impl DiskStore {
         if ttl > 0 && self.now_secs() >= created.saturating_add(ttl) {
             return Err(Miss::Expired);
         }
-        if blake3::hash(&buf[HEADER..]).as_bytes() != &buf[32..64] {
-            return Err(Miss::Corrupt);
-        }
         Ok(())
+    }
+
+    /// True when the entry for `key` is a version this store wrote or verified (one stat, no
+    /// read): a writer holding the same payload can skip rewriting it.
+    pub fn holds_verified(&self, key: &str) -> bool {
+        let Ok(meta) = fs::metadata(self.path(key)) else {
+            return false;
+        };
+        let memo = self.lock_memo();
+        let Some(known) = memo.peek(key) else {
+            return false;
+        };
+        Version::of(&meta, &known.digest).as_ref() == Some(known)
+    }
+
+    fn lock_memo(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, Version>> {
+        self.verified.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn remember(&self, key: &str, version: Option<Version>) {
+        match version {
+            Some(v) => {
+                self.lock_memo().put(key.to_string(), v);
+            }
+            None => self.forget(key),
+        }
+    }
+
+    fn forget(&self, key: &str) {
+        self.lock_memo().pop(key);
     }
 
     /// Removes one entry (absent is fine).
     pub fn remove(&self, key: &str) {
+        self.forget(key);
         let _ = fs::remove_file(self.path(key));
     }
 
@@ -281,6 +386,7 @@ impl DiskStore {
 
     /// Deletes every entry (and temp file); returns how many entries were removed.
     pub fn wipe(&self) -> usize {
+        self.lock_memo().clear();
         let Ok(rd) = fs::read_dir(&self.dir) else {
             return 0;
         };
@@ -307,6 +413,11 @@ impl MappedEntry {
     /// The payload (after the header).
     pub fn payload(&self) -> &[u8] {
         &self.map[HEADER..]
+    }
+
+    /// The map and the payload's offset in it.
+    pub(crate) fn into_parts(self) -> (super::Mapped, usize) {
+        (self.map, HEADER)
     }
 }
 
@@ -349,6 +460,48 @@ mod tests {
         t.advance(Duration::from_secs(2));
         assert_eq!(s.get("a", EntryKind::Result), Err(Miss::Expired));
         assert!(s.is_empty(), "expired entry removed");
+    }
+
+    #[test]
+    fn verified_versions_skip_the_checksum_but_any_edit_is_caught() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, _) = store(d.path(), 1 << 20, None);
+        let payload: Vec<u8> = (0..5000u32).map(|i| i as u8).collect();
+        let path = d.path().join("k.vde");
+        s.put("k", EntryKind::Model, &payload).unwrap();
+        for _ in 0..3 {
+            // remembered as written, then as touched by each hit
+            assert_eq!(
+                s.get_mapped("k", EntryKind::Model).unwrap().payload(),
+                &payload[..]
+            );
+            assert_eq!(s.get("k", EntryKind::Model).unwrap(), payload);
+        }
+        // an in-place edit right after a verified read (same inode and length)
+        let mut f = OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(HEADER as u64 + 100)).unwrap();
+        f.write_all(&[payload[100] ^ 0x10]).unwrap();
+        drop(f);
+        assert_eq!(
+            s.get_mapped("k", EntryKind::Model).err(),
+            Some(Miss::Corrupt)
+        );
+        assert!(!path.exists());
+        // an edit that even restores the modification time is caught by a new store (a
+        // restart), which verifies every version it has not verified itself
+        s.put("k", EntryKind::Model, &payload).unwrap();
+        let modified = fs::metadata(&path).unwrap().modified().unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[HEADER + 7] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_modified(modified)
+            .unwrap();
+        let (fresh, _) = store(d.path(), 1 << 20, None);
+        assert_eq!(fresh.get("k", EntryKind::Model), Err(Miss::Corrupt));
     }
 
     #[test]

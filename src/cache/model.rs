@@ -33,6 +33,78 @@ pub struct Quantization {
     pub min: f32,
 }
 
+/// Tensor values (f32): owned, or a zero-copy view into a memory-mapped disk-tier entry (a
+/// reload maps the fast binary form and hands out views, so it neither parses nor copies).
+/// Dereferences to `&[f32]`.
+#[derive(Clone)]
+pub struct TensorData(Repr);
+
+#[derive(Clone)]
+enum Repr {
+    Owned(Arc<[f32]>),
+    /// `len` f32 at byte `offset` of the map; offset and alignment checked at construction.
+    Mapped {
+        map: Arc<super::Mapped>,
+        offset: usize,
+        len: usize,
+    },
+}
+
+impl TensorData {
+    /// A view of `len` f32 at byte `offset` of `map`, when in bounds and 4-byte aligned on a
+    /// little-endian host (the fast form's byte order); `None` otherwise.
+    fn mapped(map: &Arc<super::Mapped>, offset: usize, len: usize) -> Option<TensorData> {
+        let bytes = map.get(offset..offset.checked_add(len.checked_mul(4)?)?)?;
+        let ok =
+            cfg!(target_endian = "little") && bytemuck::try_cast_slice::<u8, f32>(bytes).is_ok();
+        ok.then(|| {
+            TensorData(Repr::Mapped {
+                map: map.clone(),
+                offset,
+                len,
+            })
+        })
+    }
+
+    /// True when the values live in a memory-mapped disk-tier entry.
+    pub fn is_mapped(&self) -> bool {
+        matches!(self.0, Repr::Mapped { .. })
+    }
+}
+
+impl std::ops::Deref for TensorData {
+    type Target = [f32];
+    fn deref(&self) -> &[f32] {
+        match &self.0 {
+            Repr::Owned(v) => v,
+            // in bounds and aligned: checked in `mapped`, and the map never changes
+            Repr::Mapped { map, offset, len } => map
+                .get(*offset..offset + len * 4)
+                .and_then(|b| bytemuck::try_cast_slice(b).ok())
+                .unwrap_or(&[]),
+        }
+    }
+}
+
+impl From<Vec<f32>> for TensorData {
+    fn from(v: Vec<f32>) -> Self {
+        TensorData(Repr::Owned(v.into()))
+    }
+}
+
+impl PartialEq for TensorData {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl std::fmt::Debug for TensorData {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = if self.is_mapped() { "mapped" } else { "owned" };
+        write!(f, "TensorData({kind}, {} f32)", self.len())
+    }
+}
+
 /// One named tensor of a model, dequantized to f32.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ModelTensor {
@@ -41,7 +113,7 @@ pub struct ModelTensor {
     /// Shape as stored (TF.js: HWIO for convolutions).
     pub shape: Vec<usize>,
     /// Values.
-    pub data: Vec<f32>,
+    pub data: TensorData,
     /// The source's quantization, if it was quantized.
     pub quantization: Option<Quantization>,
 }
@@ -54,6 +126,11 @@ pub struct Model {
     /// Tensors in source order.
     pub tensors: Vec<ModelTensor>,
 }
+
+/// Fast-form tensor data starts on this byte boundary (of the payload, which itself starts
+/// 64 bytes into a page-aligned map), so mapped views are aligned for f32 and SIMD loads.
+const FAST_ALIGN: usize = 64;
+const FAST_MAGIC: &[u8; 4] = b"VDM2";
 
 impl Model {
     /// The tensor called `name`.
@@ -103,7 +180,9 @@ impl Model {
                         .ok_or_else(|| bad(format!("{}: weights end early", e.name)))?;
                     off += n;
                     (
-                        raw.iter().map(|&b| b as f32 * q.scale + q.min).collect(),
+                        raw.iter()
+                            .map(|&b| b as f32 * q.scale + q.min)
+                            .collect::<Vec<f32>>(),
                         Some(Quantization {
                             scale: q.scale,
                             min: q.min,
@@ -133,7 +212,7 @@ impl Model {
             tensors.push(ModelTensor {
                 name: e.name,
                 shape: e.shape,
-                data,
+                data: data.into(),
                 quantization,
             });
         }
@@ -149,12 +228,20 @@ impl Model {
         })
     }
 
-    /// The fast binary form (the disk tier's payload): `"VDMD" | count u32 | per tensor:
-    /// name len u16, name, ndim u8, dims u64, quantized u8, scale f32, min f32, elements u64`
-    /// then all tensor data as little-endian f32 in order.
+    /// The fast binary form (the disk tier's payload): `"VDM2" | count u32 | per tensor:
+    /// name len u16, name, ndim u8, dims u64, quantized u8, scale f32, min f32, elements u64,
+    /// data offset u64` then each tensor's little-endian f32 values at its offset (a multiple
+    /// of 64 bytes from the payload start, so a mapped reload can view them in place).
     pub fn to_fast_bytes(&self) -> Vec<u8> {
-        let mut out = b"VDMD".to_vec();
+        let mut out = FAST_MAGIC.to_vec();
         out.extend_from_slice(&(self.tensors.len() as u32).to_le_bytes());
+        let table: usize = self
+            .tensors
+            .iter()
+            .map(|t| 2 + t.name.len() + 1 + 8 * t.shape.len() + 1 + 4 + 4 + 8 + 8)
+            .sum();
+        let mut off = (8 + table).next_multiple_of(FAST_ALIGN);
+        let mut offsets = Vec::with_capacity(self.tensors.len());
         for t in &self.tensors {
             out.extend_from_slice(&(t.name.len() as u16).to_le_bytes());
             out.extend_from_slice(t.name.as_bytes());
@@ -170,18 +257,49 @@ impl Model {
             out.extend_from_slice(&q.scale.to_le_bytes());
             out.extend_from_slice(&q.min.to_le_bytes());
             out.extend_from_slice(&(t.data.len() as u64).to_le_bytes());
+            out.extend_from_slice(&(off as u64).to_le_bytes());
+            offsets.push(off);
+            off = (off + 4 * t.data.len()).next_multiple_of(FAST_ALIGN);
         }
-        for t in &self.tensors {
-            out.extend_from_slice(bytemuck::cast_slice(&t.data));
+        for (t, &o) in self.tensors.iter().zip(&offsets) {
+            out.resize(o, 0);
+            for v in t.data.iter() {
+                out.extend_from_slice(&v.to_le_bytes());
+            }
         }
         out
     }
 
-    /// Reads the fast binary form (no JSON, no dequantization: a table and one copy).
+    /// Reads the fast binary form, copying the values (no JSON, no dequantization).
     ///
     /// # Errors
     /// `Cache` when malformed.
     pub fn from_fast_bytes(name: &str, b: &[u8]) -> Result<Model> {
+        Self::parse_fast(name, b, |off, n| {
+            let raw = b.get(off..off.checked_add(n.checked_mul(4)?)?)?;
+            let v: Vec<f32> = raw
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect();
+            Some(v.into())
+        })
+    }
+
+    /// Reads the fast form from a mapped disk entry whose payload starts at byte `base`:
+    /// the tensors are views into the map (zero-copy; the map lives as long as they do).
+    fn from_fast_mapped(name: &str, map: Arc<super::Mapped>, base: usize) -> Result<Model> {
+        let payload = map.get(base..).unwrap_or(&[]);
+        Self::parse_fast(name, payload, |off, n| {
+            TensorData::mapped(&map, base.checked_add(off)?, n)
+        })
+    }
+
+    /// Parses the table; `data(offset, elements)` produces each tensor's values.
+    fn parse_fast(
+        name: &str,
+        b: &[u8],
+        data: impl Fn(usize, usize) -> Option<TensorData>,
+    ) -> Result<Model> {
         let bad = || {
             Error::new(ErrorKind::Cache(format!(
                 "model {name}: malformed fast form"
@@ -189,50 +307,46 @@ impl Model {
         };
         let mut pos = 0usize;
         let mut take = |n: usize| -> Result<&[u8]> {
-            let s = b.get(pos..pos + n).ok_or_else(bad)?;
+            let s = b
+                .get(pos..pos.checked_add(n).ok_or_else(bad)?)
+                .ok_or_else(bad)?;
             pos += n;
             Ok(s)
         };
-        if take(4)? != b"VDMD" {
+        if take(4)? != FAST_MAGIC {
             return Err(bad());
         }
-        let u32_le = |s: &[u8]| u32::from_le_bytes([s[0], s[1], s[2], s[3]]);
-        let u64_le = |s: &[u8]| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(s);
-            u64::from_le_bytes(a)
+        let u64_le = |s: &[u8]| -> Result<usize> {
+            let a: [u8; 8] = s.try_into().map_err(|_| bad())?;
+            usize::try_from(u64::from_le_bytes(a)).map_err(|_| bad())
         };
-        let count = u32_le(take(4)?) as usize;
-        let mut heads = Vec::with_capacity(count.min(4096));
+        let f32_le =
+            |s: &[u8]| -> Result<f32> { Ok(f32::from_le_bytes(s.try_into().map_err(|_| bad())?)) };
+        let count = u32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?) as usize;
+        let mut tensors = Vec::with_capacity(count.min(4096));
         for _ in 0..count {
-            let nl = u16::from_le_bytes([take(1)?[0], take(1)?[0]]) as usize;
-            let tname = String::from_utf8(take(nl)?.to_vec()).map_err(|_| bad())?;
+            let nl = u16::from_le_bytes(take(2)?.try_into().map_err(|_| bad())?) as usize;
+            let tname = std::str::from_utf8(take(nl)?)
+                .map_err(|_| bad())?
+                .to_string();
             let nd = take(1)?[0] as usize;
             let mut shape = Vec::with_capacity(nd);
             for _ in 0..nd {
-                shape.push(u64_le(take(8)?) as usize);
+                shape.push(u64_le(take(8)?)?);
             }
             let quantized = take(1)?[0] == 1;
-            let scale = f32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
-            let min = f32::from_le_bytes(take(4)?.try_into().map_err(|_| bad())?);
-            let n = u64_le(take(8)?) as usize;
-            heads.push((
-                tname,
-                shape,
-                quantized.then_some(Quantization { scale, min }),
-                n,
-            ));
-        }
-        let mut tensors = Vec::with_capacity(heads.len());
-        for (tname, shape, quantization, n) in heads {
-            let raw = take(n * 4)?;
-            let mut data = vec![0f32; n];
-            bytemuck::cast_slice_mut::<f32, u8>(&mut data).copy_from_slice(raw);
+            let scale = f32_le(take(4)?)?;
+            let min = f32_le(take(4)?)?;
+            let n = u64_le(take(8)?)?;
+            let off = u64_le(take(8)?)?;
+            if shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)) != Some(n) {
+                return Err(bad());
+            }
             tensors.push(ModelTensor {
                 name: tname,
                 shape,
-                data,
-                quantization,
+                data: data(off, n).ok_or_else(bad)?,
+                quantization: quantized.then_some(Quantization { scale, min }),
             });
         }
         Ok(Model {
@@ -519,7 +633,8 @@ impl ModelCache {
             let t0 = Instant::now();
             match disk.get_mapped(key, EntryKind::Model) {
                 Ok(entry) => {
-                    if let Ok(m) = Model::from_fast_bytes(name, entry.payload()) {
+                    let (map, base) = entry.into_parts();
+                    if let Ok(m) = Model::from_fast_mapped(name, Arc::new(map), base) {
                         let m = Arc::new(m);
                         {
                             let mut s = lock(&self.stats);
@@ -580,11 +695,17 @@ impl ModelCache {
             bytes,
         });
         if let (Some(disk), Some(key)) = (&self.disk, self.disk_key(name)) {
-            if disk
-                .put(&key, EntryKind::Model, &model.to_fast_bytes())
-                .is_ok()
+            // the key names the source version, so a verified entry already holds these
+            // tensors (a model reloaded from disk and evicted again is not rewritten)
+            let written = !disk.holds_verified(&key);
+            if !written
+                || disk
+                    .put(&key, EntryKind::Model, &model.to_fast_bytes())
+                    .is_ok()
             {
-                lock(&self.stats).disk.insertions += 1;
+                if written {
+                    lock(&self.stats).disk.insertions += 1;
+                }
                 self.emit(CacheEvent::Spilled {
                     to: "disk",
                     key: name.to_string(),
@@ -700,10 +821,19 @@ mod tests {
         let c = ModelCache::new(ModelCacheConfig::default()).unwrap();
         c.register("m", tiny_source());
         let m = c.get("m").unwrap();
-        assert_eq!(m.tensor("a").unwrap().data, vec![-1.0, -0.5, 0.0, 126.5]);
-        assert_eq!(m.tensor("b").unwrap().data, vec![1.5, -2.0, 0.25]);
-        let back = Model::from_fast_bytes("m", &m.to_fast_bytes()).unwrap();
+        assert_eq!(&m.tensor("a").unwrap().data[..], &[-1.0, -0.5, 0.0, 126.5]);
+        assert_eq!(&m.tensor("b").unwrap().data[..], &[1.5, -2.0, 0.25]);
+        let fast = m.to_fast_bytes();
+        let back = Model::from_fast_bytes("m", &fast).unwrap();
         assert_eq!(&back, &*m);
+        // every truncation and a table pointing past the end are errors, never panics
+        for n in 0..fast.len() {
+            assert!(Model::from_fast_bytes("m", &fast[..n]).is_err(), "{n}");
+        }
+        let mut bad = fast.clone();
+        // the first tensor's data offset (after magic, count and its 37-byte entry) + 4 KiB
+        bad[8 + 37 + 1] ^= 0x10;
+        assert!(Model::from_fast_bytes("m", &bad).is_err());
     }
 
     #[test]

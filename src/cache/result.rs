@@ -228,7 +228,7 @@ impl ResultCache {
                         }
                     }
                 }
-                let d = *blake3::hash(&std::fs::read(path)?).as_bytes();
+                let d = content_digest(&std::fs::read(path)?);
                 self.stats_mut().digests_computed += 1;
                 if let Some(disk) = &self.disk {
                     let _ = disk.put(&index_key, EntryKind::PathIndex, &d);
@@ -241,11 +241,11 @@ impl ResultCache {
             }
             Input::Path(path) => {
                 self.stats_mut().digests_computed += 1;
-                Ok(*blake3::hash(&std::fs::read(path)?).as_bytes())
+                Ok(content_digest(&std::fs::read(path)?))
             }
             Input::Bytes { bytes, .. } => {
                 self.stats_mut().digests_computed += 1;
-                Ok(*blake3::hash(bytes).as_bytes())
+                Ok(content_digest(bytes))
             }
             Input::Frame { frame, .. } => {
                 self.stats_mut().digests_computed += 1;
@@ -253,7 +253,11 @@ impl ResultCache {
                 h.update(b"frame\0");
                 h.update(&frame.width().to_le_bytes());
                 h.update(&frame.height().to_le_bytes());
-                h.update(frame.as_bytes());
+                if frame.as_bytes().len() >= PARALLEL_HASH {
+                    h.update_rayon(frame.as_bytes());
+                } else {
+                    h.update(frame.as_bytes());
+                }
                 Ok(*h.finalize().as_bytes())
             }
         }
@@ -382,5 +386,22 @@ impl ResultCache {
     /// The disk tier, if any.
     pub fn disk(&self) -> Option<&DiskStore> {
         self.disk.as_ref()
+    }
+}
+
+/// Inputs at least this large are hashed on the rayon pool (blake3's tree hashing gives the
+/// same digest). blake3's docs put the break-even of multithreading near 128 KiB; photos are
+/// MBs: a 3.6 MB JPEG hashed in 816 µs on one core (cache bench, dev-2c).
+const PARALLEL_HASH: usize = 256 << 10;
+
+/// The content digest of an input's bytes.
+fn content_digest(bytes: &[u8]) -> [u8; 32] {
+    if bytes.len() >= PARALLEL_HASH {
+        *blake3::Hasher::new()
+            .update_rayon(bytes)
+            .finalize()
+            .as_bytes()
+    } else {
+        *blake3::hash(bytes).as_bytes()
     }
 }

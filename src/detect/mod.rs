@@ -193,7 +193,7 @@ impl TinyFaceWeights {
                     model.name, t.shape
                 ))));
             }
-            Ok(t.data.clone())
+            Ok(t.data.to_vec())
         };
         let mut blocks = Vec::with_capacity(5);
         for (k, &c) in BLOCK_CHANNELS.iter().enumerate() {
