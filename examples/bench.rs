@@ -665,7 +665,7 @@ fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>,
                 .layout(Layout::Nchw);
             for &n in &[1usize, 8, 64] {
                 let inputs: Vec<Input> = (0..n).map(|i| base[i % base.len()].clone()).collect();
-                // Interleaved rounds, each engine timed over >= 0.25 s of back-to-back
+                // Interleaved rounds (`--passes`, at most 5), each engine timed over >= 0.25 s of back-to-back
                 // calls per round (a batch of one small image takes well under 1 ms: a
                 // single call is noise), best round kept; the GPU gets one round on a
                 // software adapter's slow path.
@@ -675,8 +675,12 @@ fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>,
                 for (_, e) in &all {
                     e.run(&p, &inputs).expect("valid");
                 }
-                for round in 0..a.passes.clamp(1, 3) {
-                    for (name, e) in &all {
+                // the order rotates each round, so no engine always runs right after
+                // another's threads (or lavapipe's) went idle
+                let rounds = a.passes.clamp(1, 5);
+                for round in 0..rounds {
+                    for j in 0..all.len() {
+                        let (name, e) = &all[(j + round) % all.len()];
                         if *name == "gpu" && round > 0 {
                             continue;
                         }

@@ -19,6 +19,7 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use veridoc::cache::CacheConfig;
+use veridoc::monitor::Summary;
 use veridoc::verify::{Profile, Verdict, VerifyOptions};
 use veridoc::{DevicePolicy, Engine, Input, Placement};
 
@@ -189,24 +190,22 @@ fn run(a: Args) -> Result<(), String> {
                 stages.push(out.summary.median);
             }
         }
-        ms.sort_by(f64::total_cmp);
-        let q = |p: f64| ms[((ms.len() - 1) as f64 * p).round() as usize];
-        let med = |f: fn(&veridoc::verify::StageTimes) -> f64| {
-            let mut v: Vec<f64> = stages.iter().map(f).collect();
-            v.sort_by(f64::total_cmp);
-            v[v.len() / 2]
+        let of = |v: Vec<f64>| Summary::of(&v).ok_or("no latency measured");
+        let total = of(ms)?;
+        let stage = |f: fn(&veridoc::verify::StageTimes) -> f64| {
+            Summary::of(&stages.iter().map(f).collect::<Vec<_>>()).map_or(f64::NAN, |s| s.median)
         };
         println!(
             "single-photo latency over {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms \
              (median stages: decode {:.1}, preprocess {:.1}, detect {:.1}, checks {:.1} ms)",
-            ms.len(),
-            q(0.5),
-            q(0.9),
-            q(0.0),
-            med(|s| s.decode_ms),
-            med(|s| s.preprocess_ms),
-            med(|s| s.detect_ms),
-            med(|s| s.checks_ms)
+            total.n,
+            total.median,
+            total.p90,
+            total.min,
+            stage(|s| s.decode_ms),
+            stage(|s| s.preprocess_ms),
+            stage(|s| s.detect_ms),
+            stage(|s| s.checks_ms)
         );
     }
     if let Some(path) = &a.json {

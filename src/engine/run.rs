@@ -400,6 +400,10 @@ impl Engine {
         }
         report.host_peak = self.host.peak().max(peak_before);
         report.wall = start.elapsed();
+        self.scheduler.account(
+            report.wall.as_secs_f64(),
+            matches!(report.decision.reason, Reason::Explore { .. }),
+        );
         BatchOutput { items, report }
     }
 
@@ -707,6 +711,12 @@ impl Engine {
             (
                 fixed.clone(),
                 (0..4).filter_map(|i| jpeg(1600, 1200, i)).collect(),
+            ),
+            // large outputs and small JPEGs: the output and decode terms need their own
+            // excitation (a software adapter's output pass is ~100x slower per Mpx)
+            (
+                fixed.clone().fit(640, 640),
+                (0..4).filter_map(|i| jpeg(640, 480, 10 + i)).collect(),
             ),
             (float.clone(), frames(4, 640, 480)),
             (float, frames(4, 1280, 960)),

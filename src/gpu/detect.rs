@@ -19,7 +19,7 @@ use std::sync::mpsc;
 use bytemuck::{Pod, Zeroable};
 
 use super::alloc::{size_class, PooledBuffer};
-use super::{layout_entry, GpuBackend, READ, UNIFORM, WRITE};
+use super::{bind_entry, layout_entry, GpuBackend, READ, UNIFORM, WRITE};
 use crate::detect::{TinyFaceWeights, BLOCK_POOL_STRIDE};
 use crate::error::{Error, GpuError, LimitError, Result};
 
@@ -248,17 +248,6 @@ impl GpuDetector {
             src_len: (s * s * ci) as u64,
         });
         v
-    }
-}
-
-fn entry(binding: u32, buffer: &wgpu::Buffer, offset: u64, size: u64) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry {
-        binding,
-        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-            buffer,
-            offset,
-            size: wgpu::BufferSize::new(size.max(4)),
-        }),
     }
 }
 
@@ -573,16 +562,16 @@ impl GpuBackend {
                     label: Some("veridoc:detect"),
                     layout: &k.layout,
                     entries: &[
-                        entry(
+                        bind_entry(
                             0,
                             &params.buffer,
                             i as u64 * stride,
                             DETECT_PARAMS_SIZE as u64,
                         ),
-                        entry(1, buffer(s.src), 0, bytes_of(n, s.src_len)),
-                        entry(2, buffer(s.dst), 0, bytes_of(n, s.p.total as u64)),
-                        entry(3, &det.weights, 0, det.bytes),
-                        entry(4, &det.weights, 0, det.bytes),
+                        bind_entry(1, buffer(s.src), 0, bytes_of(n, s.src_len)),
+                        bind_entry(2, buffer(s.dst), 0, bytes_of(n, s.p.total as u64)),
+                        bind_entry(3, &det.weights, 0, det.bytes),
+                        bind_entry(4, &det.weights, 0, det.bytes),
                     ],
                 })
             })

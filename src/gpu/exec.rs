@@ -19,7 +19,7 @@ use rayon::prelude::*;
 
 use super::alloc::PooledBuffer;
 use super::params::{ConvertParams, ResizeParams};
-use super::GpuBackend;
+use super::{bind_entry, GpuBackend};
 use crate::error::{Error, GpuError, Result};
 use crate::frame::Frame;
 use crate::plan::{source_channels, ImagePlan, ValueLut};
@@ -607,22 +607,6 @@ impl GpuBackend {
         Ok(())
     }
 
-    fn entry<'b>(
-        binding: u32,
-        buffer: &'b wgpu::Buffer,
-        offset: u64,
-        size: u64,
-    ) -> wgpu::BindGroupEntry<'b> {
-        wgpu::BindGroupEntry {
-            binding,
-            resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                buffer,
-                offset,
-                size: wgpu::BufferSize::new(size.max(4)),
-            }),
-        }
-    }
-
     fn resize_group(
         &self,
         it: &Placed<'_>,
@@ -635,10 +619,10 @@ impl GpuBackend {
                 label: Some("veridoc:resize"),
                 layout: &self.resize_layout,
                 entries: &[
-                    Self::entry(0, data, it.rp, 32),
-                    Self::entry(1, data, it.img, it.img_len),
-                    Self::entry(2, tmp, it.tmp, align(it.tmp_len, 4)),
-                    Self::entry(3, data, it.vc, it.vc_len),
+                    bind_entry(0, data, it.rp, 32),
+                    bind_entry(1, data, it.img, it.img_len),
+                    bind_entry(2, tmp, it.tmp, align(it.tmp_len, 4)),
+                    bind_entry(3, data, it.vc, it.vc_len),
                 ],
             })
     }
@@ -656,11 +640,11 @@ impl GpuBackend {
                 label: Some("veridoc:convert"),
                 layout: &self.convert_layout,
                 entries: &[
-                    Self::entry(0, data, it.cp, 128),
-                    Self::entry(1, tmp, it.tmp, align(it.tmp_len, 4)),
-                    Self::entry(2, out, it.out, it.out_len),
-                    Self::entry(3, data, it.hc, it.hc_len),
-                    Self::entry(4, data, 0, LUT_WORDS * 4),
+                    bind_entry(0, data, it.cp, 128),
+                    bind_entry(1, tmp, it.tmp, align(it.tmp_len, 4)),
+                    bind_entry(2, out, it.out, it.out_len),
+                    bind_entry(3, data, it.hc, it.hc_len),
+                    bind_entry(4, data, 0, LUT_WORDS * 4),
                 ],
             })
     }

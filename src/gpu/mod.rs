@@ -49,6 +49,24 @@ pub(crate) struct GpuBackend {
     detect_kernels: std::sync::OnceLock<detect::DetectKernels>,
 }
 
+/// A bind-group entry for `size` bytes of `buffer` at `offset` (at least 4: WGSL bindings
+/// may not be empty).
+fn bind_entry(
+    binding: u32,
+    buffer: &wgpu::Buffer,
+    offset: u64,
+    size: u64,
+) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry {
+        binding,
+        resource: wgpu::BindingResource::Buffer(wgpu::BufferBinding {
+            buffer,
+            offset,
+            size: wgpu::BufferSize::new(size.max(4)),
+        }),
+    }
+}
+
 fn layout_entry(binding: u32, ty: wgpu::BufferBindingType) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,

@@ -71,6 +71,9 @@ const OUTLIER_SIGMAS: f64 = 4.0;
 /// predictions to 1e40 s. 10 is ten times the loosest prior (trust 1 -> 1.0), so bounding at
 /// it never slows normal learning.
 const P_MAX_DIAGONAL: f64 = 10.0;
+/// A new shape's measurement this far from the prediction (relative to the larger of the
+/// two: 0.5 = off by 2x) shows the model wrong there; see `observe_new_shape`.
+const NEW_SHAPE_FAR: f64 = 0.5;
 /// Observations before outlier rejection starts (the first ones define the scale).
 const WARMUP_OBSERVATIONS: u32 = 4;
 
@@ -118,36 +121,92 @@ impl LinearModel {
 
     /// Learns from a measured batch; returns false when it was rejected as an outlier.
     pub fn observe(&mut self, f: &Features, seconds: f64) -> bool {
+        self.learn(f, seconds, true)
+    }
+
+    /// Learns from a batch of a shape the model has (almost) never measured: no outlier
+    /// test, since a large residual there is the model's extrapolation error, not noise.
+    pub fn observe_new_shape(&mut self, f: &Features, seconds: f64) -> bool {
+        self.learn(f, seconds, false)
+    }
+
+    fn learn(&mut self, f: &Features, seconds: f64, reject_outliers: bool) -> bool {
         if !seconds.is_finite() || seconds < 0.0 {
             return false;
         }
         let pred = self.predict(f);
         let rel = (seconds - pred).abs() / pred.max(seconds).max(1e-4);
-        if self.observations >= WARMUP_OBSERVATIONS && rel > OUTLIER_SIGMAS * self.scale.max(0.05) {
+        if reject_outliers
+            && self.observations >= WARMUP_OBSERVATIONS
+            && rel > OUTLIER_SIGMAS * self.scale.max(0.05)
+        {
             self.outliers += 1;
             // Still widen the scale a little, so a real regime change is accepted after a
             // few consistent "outliers" instead of being ignored forever.
             self.scale = 0.9 * self.scale + 0.1 * rel;
             return false;
         }
-        self.scale = 0.8 * self.scale + 0.2 * rel;
+        if reject_outliers {
+            self.scale = 0.8 * self.scale + 0.2 * rel;
+        }
         let x = f.vector();
-        // RLS: k = P x / (λ + xᵀ P x); θ += k (y - xᵀθ); P = (P - k xᵀ P) / λ
-        let mut px = [0.0; FEATURES];
-        for (i, row) in self.p.iter().enumerate() {
-            px[i] = row.iter().zip(&x).map(|(a, b)| a * b).sum();
+        if !reject_outliers && rel > NEW_SHAPE_FAR {
+            // Far off on a shape it has not measured: the model, not the measurement, is
+            // wrong here. Widen the covariance so this measurement is taken in (95% of the
+            // residual at x) instead of being averaged against confident but unrelated
+            // history (a pinned model moved only ~40% per batch in the scheduler tests).
+            let xpx: f64 = (0..FEATURES)
+                .map(|i| x[i] * (0..FEATURES).map(|j| self.p[i][j] * x[j]).sum::<f64>())
+                .sum();
+            let want = 19.0 * FORGET;
+            if xpx > 0.0 && xpx < want {
+                let g = want / xpx;
+                self.p.iter_mut().flatten().for_each(|v| *v *= g);
+            }
         }
-        let denom = FORGET + x.iter().zip(&px).map(|(a, b)| a * b).sum::<f64>();
-        if denom.abs() < 1e-12 {
-            return false;
-        }
-        let k: Vec<f64> = px.iter().map(|v| v / denom).collect();
-        let err = seconds - x.iter().zip(&self.theta).map(|(a, b)| a * b).sum::<f64>();
+        // RLS: k = P x / (λ + xᵀ P x); θ += k (y - xᵀθ); P = (P - k xᵀ P) / λ, with costs
+        // kept non-negative by an active set: a coefficient the update would push below zero
+        // is pinned at zero and the update is recomputed over the others. (Clamping after
+        // the fact loses the correction: a 45x too pessimistic model whose per-item term hit
+        // zero kept 40% of its error per batch in the scheduler tests.)
         let before = (self.theta, self.p);
-        for (t, ki) in self.theta.iter_mut().zip(&k) {
-            *t += ki * err;
+        let mut active = [true; FEATURES];
+        let (mut px, mut k) = ([0.0; FEATURES], [0.0; FEATURES]);
+        for _ in 0..FEATURES {
+            for (i, row) in self.p.iter().enumerate() {
+                px[i] = if active[i] {
+                    row.iter()
+                        .zip(&x)
+                        .zip(&active)
+                        .filter(|(_, a)| **a)
+                        .map(|((p, v), _)| p * v)
+                        .sum()
+                } else {
+                    0.0
+                };
+            }
+            let denom = FORGET + x.iter().zip(&px).map(|(a, b)| a * b).sum::<f64>();
+            if denom.abs() < 1e-12 {
+                return false;
+            }
+            for (ki, v) in k.iter_mut().zip(&px) {
+                *ki = v / denom;
+            }
+            let err = seconds - x.iter().zip(&self.theta).map(|(a, b)| a * b).sum::<f64>();
+            let next: Vec<f64> = (0..FEATURES).map(|i| self.theta[i] + k[i] * err).collect();
+            let negative: Vec<usize> = (0..FEATURES)
+                .filter(|&i| active[i] && next[i] < 0.0)
+                .collect();
+            if negative.is_empty() {
+                self.theta.copy_from_slice(&next);
+                break;
+            }
+            for i in negative {
+                active[i] = false;
+                self.theta[i] = 0.0;
+            }
         }
-        // xᵀP is pxᵀ since P is symmetric
+        // xᵀP is pxᵀ since P is symmetric (restricted to the active set)
         for (row, ki) in self.p.iter_mut().zip(&k) {
             for (v, pj) in row.iter_mut().zip(&px) {
                 *v = (*v - ki * pj) / FORGET;
@@ -168,7 +227,6 @@ impl LinearModel {
             (self.theta, self.p) = before;
             return false;
         }
-        // Costs are never negative: clamp coefficients that noise pushed below zero.
         for t in self.theta.iter_mut() {
             *t = t.max(0.0);
         }
@@ -257,5 +315,23 @@ mod tests {
         }
         let p = m.predict(&f(2.0, 0.0, 0.0, 0.0));
         assert!((p - 0.06).abs() < 0.01, "tracked the new regime: {p}");
+    }
+
+    #[test]
+    fn a_new_shape_far_from_the_model_is_taken_in_at_once() {
+        // a confident model, 10x too pessimistic for this shape
+        let mut m = LinearModel::new([0.0, 0.1, 0.0, 0.0, 0.0], 1000.0);
+        m.observations = 100;
+        m.scale = 0.05;
+        let x = f(8.0, 0.4, 0.0, 3.3);
+        assert!(
+            !m.clone().observe(&x, 0.08),
+            "the usual path rejects it as an outlier"
+        );
+        assert!(m.observe_new_shape(&x, 0.08));
+        // most of the way from 0.8 s to the measured 0.08 s in one batch (the per-item term
+        // carries the error; the others are pinned at zero by the non-negativity)
+        let p = m.predict(&x);
+        assert!(p > 0.0 && p < 0.15, "{p}");
     }
 }

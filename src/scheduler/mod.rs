@@ -56,6 +56,13 @@ pub enum Reason {
     GpuCold,
     /// The cost model predicts this placement is fastest.
     Fastest,
+    /// Exploration: the cost model predicts `predicted_best`, but the path chosen instead
+    /// has never run a batch of this shape, so its prediction is a guess; running it once
+    /// measures it (within a bounded share of the engine's time).
+    Explore {
+        /// What the cost model alone would have chosen.
+        predicted_best: Placement,
+    },
     /// The caller asked for this placement for the batch (`Engine::run_on`).
     Requested,
     /// Every item was served from the result cache.
@@ -81,6 +88,10 @@ impl std::fmt::Display for Reason {
             }
             Reason::GpuCold => write!(f, "latency mode: the gpu is cold"),
             Reason::Fastest => write!(f, "predicted fastest"),
+            Reason::Explore { predicted_best } => write!(
+                f,
+                "exploring: this path has not run a batch of this shape (predicted best: {predicted_best:?})"
+            ),
             Reason::Requested => write!(f, "placement requested by the caller"),
             Reason::AllCached => write!(f, "every item served from the result cache"),
             Reason::GpuFailedFellBack { error } => {
@@ -142,6 +153,48 @@ pub const COLD_START_SECONDS: f64 = 0.3;
 const SPLIT_MARGIN: f64 = 0.9;
 /// Items at or below which a batch is latency-bound (one photo being verified).
 pub const LATENCY_ITEMS: usize = 1;
+/// Exploration may take at most this share of the wall time of the batches run so far
+/// (calibration included); a costly exploration therefore pauses exploring until the
+/// engine has done 20x as much other work. 5% is the overhead StarPU's calibration mode and
+/// epsilon-greedy schedulers typically accept; the sweep's worst exploration (64 photos on
+/// lavapipe, ~20 s) is then amortized over the next ~400 s.
+const EXPLORE_SHARE: f64 = 0.05;
+/// Batches of a shape a path must have run before its prediction there is trusted (no
+/// exploration, outlier rejection on): one measurement corrects a far-off extrapolation
+/// only partly when earlier batches pinned the model, the second confirms it.
+pub const EXPLORE_SAMPLES: usize = 2;
+/// Batch shapes remembered per path for "has this path run something like it?".
+const SHAPES_KEPT: usize = 64;
+/// Two batch shapes are alike when their item counts are within 4x and each per-item
+/// feature (encoded MB, frame Mpx, output Mpx) is zero in both or within 2x: the sweep's
+/// classes (0.3 / 3 / 12 MP inputs, 224² / 640² outputs, 1 / 8 / 64 items) are each
+/// their own shape, neighbouring sizes of one class are not.
+const SHAPE_ITEMS_RATIO: f64 = 4.0;
+const SHAPE_FEATURE_RATIO: f64 = 2.0;
+
+/// A batch's shape: items and per-item encoded MB, frame Mpx and output Mpx.
+fn shape(total: &Features) -> [f64; 4] {
+    let n = total.items.max(1.0);
+    [
+        total.items,
+        total.encoded_mb / n,
+        total.frame_mpx / n,
+        total.out_mpx / n,
+    ]
+}
+
+fn alike(a: &[f64; 4], b: &[f64; 4]) -> bool {
+    let within = |x: f64, y: f64, r: f64| {
+        if x <= 0.0 || y <= 0.0 {
+            // zero in both (or a negligible amount in one): the same kind of work
+            x.max(y) < 1e-6
+        } else {
+            x.max(y) / x.min(y) <= r
+        }
+    };
+    within(a[0].max(1.0), b[0].max(1.0), SHAPE_ITEMS_RATIO)
+        && (1..4).all(|i| within(a[i], b[i], SHAPE_FEATURE_RATIO))
+}
 
 /// Model key: the path and the arithmetic (float resizes cost far more on the CPU).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -185,6 +238,15 @@ struct State {
     #[serde(skip)]
     gpu_warm: bool,
     calibrated: bool,
+    /// Recent batch shapes measured per path (model key name), newest last.
+    #[serde(default)]
+    shapes: HashMap<String, std::collections::VecDeque<[f64; 4]>>,
+    /// Wall seconds of executed batches, and of those that were explorations (this
+    /// process only: a restarted engine may explore again).
+    #[serde(skip)]
+    wall_total: f64,
+    #[serde(skip)]
+    wall_exploring: f64,
 }
 
 /// The calibration file's contents.
@@ -232,12 +294,59 @@ impl Scheduler {
         self.with_model(key, |m| m.predict(f))
     }
 
-    /// Learns from a measured batch; false when rejected as an outlier.
+    /// Learns from a measured batch; false when rejected as an outlier (the batch's shape
+    /// counts as measured on this path either way).
+    ///
+    /// The first [`EXPLORE_SAMPLES`] batches of a shape on a path skip the outlier test:
+    /// their residual is the model's extrapolation error, which is what they must correct.
     pub fn observe(&self, key: ModelKey, f: &Features, seconds: f64) -> bool {
-        if key.gpu {
-            self.lock().gpu_warm = true;
+        let novel = {
+            let mut s = self.lock();
+            if key.gpu {
+                s.gpu_warm = true;
+            }
+            let want = shape(f);
+            let q = s.shapes.entry(key_name(key)).or_default();
+            let novel = q.iter().filter(|s| alike(s, &want)).count() < EXPLORE_SAMPLES;
+            q.push_back(want);
+            while q.len() > SHAPES_KEPT {
+                q.pop_front();
+            }
+            novel
+        };
+        self.with_model(key, |m| {
+            if novel {
+                m.observe_new_shape(f, seconds)
+            } else {
+                m.observe(f, seconds)
+            }
+        })
+    }
+
+    /// Counts an executed batch's wall time towards the exploration budget.
+    pub fn account(&self, seconds: f64, exploring: bool) {
+        if seconds.is_finite() && seconds > 0.0 {
+            let mut s = self.lock();
+            s.wall_total += seconds;
+            if exploring {
+                s.wall_exploring += seconds;
+            }
         }
-        self.with_model(key, |m| m.observe(f, seconds))
+    }
+
+    /// How many of `key`'s remembered batches are shaped like `total`.
+    pub fn alike_runs(&self, key: ModelKey, total: &Features) -> usize {
+        let want = shape(total);
+        self.lock()
+            .shapes
+            .get(&key_name(key))
+            .map_or(0, |q| q.iter().filter(|s| alike(s, &want)).count())
+    }
+
+    /// True while exploration is within its share of the wall time so far.
+    fn may_explore(&self) -> bool {
+        let s = self.lock();
+        s.wall_total > 0.0 && s.wall_exploring <= EXPLORE_SHARE * s.wall_total
     }
 
     /// A copy of a path's model (for reports and tests).
@@ -319,6 +428,28 @@ impl Scheduler {
                 other.map(|o| o.1),
             ),
         };
+        // Exploration: the model's prediction for a path that has never run a batch of this
+        // shape is extrapolated from other shapes and can be far off (a pessimistic prior
+        // would keep the cpu from ever running again); run it once, within the budget. A
+        // cold gpu is never explored (its cold start is not a measurement of the shape).
+        let other = match placement {
+            Placement::Cpu if gpu.warm => Some((Placement::Gpu, gpu_key)),
+            Placement::Gpu | Placement::Split { .. } => Some((Placement::Cpu, cpu_key)),
+            Placement::Cpu => None,
+        };
+        if let Some((alt, key)) = other {
+            if self.alike_runs(key, &total) < EXPLORE_SAMPLES && self.may_explore() {
+                return Decision {
+                    placement: alt,
+                    predicted_cpu: Some(t_cpu),
+                    predicted_gpu: Some(t_gpu),
+                    predicted_split,
+                    reason: Reason::Explore {
+                        predicted_best: placement,
+                    },
+                };
+            }
+        }
         Decision {
             placement,
             predicted_cpu: Some(t_cpu),
@@ -520,5 +651,181 @@ mod tests {
         assert!(!u.load(&path, "v2|gpu-a"), "another engine version");
         assert!(!u.load(&path, "v1|gpu-b"), "another adapter");
         assert!(!u.calibrated());
+    }
+
+    /// A fake backend: true seconds per path for a batch's summed features.
+    struct Truth {
+        cpu: fn(&Features) -> f64,
+        gpu: fn(&Features) -> f64,
+    }
+
+    /// Runs `rounds` batches of `items` through decide -> the fake backend -> observe and
+    /// account, as `Engine::execute` does. Returns the decisions and the seconds spent.
+    fn simulate(
+        s: &Scheduler,
+        items: &[Features],
+        truth: &Truth,
+        rounds: usize,
+    ) -> (Vec<Decision>, f64) {
+        let cpu = ModelKey::new(false, Arithmetic::Fixed8);
+        let gpu = ModelKey::new(true, Arithmetic::Fixed8);
+        let mut out = Vec::new();
+        let mut spent = 0.0;
+        for _ in 0..rounds {
+            let d = s.decide(items, Arithmetic::Fixed8, WARM_GPU);
+            let k = match d.placement {
+                Placement::Cpu => 0,
+                Placement::Gpu => items.len(),
+                Placement::Split { gpu_items } => gpu_items,
+            };
+            let sum = |f: &[Features]| f.iter().fold(Features::default(), |a, x| a.add(x));
+            let (g, c) = (sum(&items[..k]), sum(&items[k..]));
+            let tg = if k > 0 { (truth.gpu)(&g) } else { 0.0 };
+            let tc = if k < items.len() {
+                (truth.cpu)(&c)
+            } else {
+                0.0
+            };
+            if k > 0 {
+                s.observe(gpu, &g, tg);
+            }
+            if k < items.len() {
+                s.observe(cpu, &c, tc);
+            }
+            let wall = tg.max(tc);
+            s.account(wall, matches!(d.reason, Reason::Explore { .. }));
+            spent += wall;
+            out.push(d);
+        }
+        (out, spent)
+    }
+
+    /// The bench sweep's failure: a cpu model ~70x too pessimistic for small photos and a
+    /// gpu (a software adapter chosen explicitly) predicted fast. Without exploration the cpu
+    /// never ran again; now the batch shape is explored, the models corrected, and the
+    /// batches settle on the cpu.
+    #[test]
+    fn a_pessimistic_cpu_model_is_corrected_by_exploration() {
+        let s = Scheduler::new();
+        let cpu = ModelKey::new(false, Arithmetic::Fixed8);
+        let gpu = ModelKey::new(true, Arithmetic::Fixed8);
+        {
+            let mut st = s.lock();
+            // many earlier observations pinned these (high trust, past the warm-up)
+            let mut c = LinearModel::new([0.05, 0.05, 0.8, 0.05, 0.05], 2.0);
+            c.observations = 50;
+            st.models.insert(key_name(cpu), c);
+            let mut g = LinearModel::new([0.002, 0.0005, 0.011, 0.001, 0.002], 2.0);
+            g.observations = 50;
+            st.models.insert(key_name(gpu), g);
+        }
+        s.account(2.0, false); // calibration time
+                               // 8 photos of 0.3 MP (0.05 MB of JPEG each) -> 640x640
+        let items = vec![item(0.05, 0.41); 8];
+        let truth = Truth {
+            cpu: |f| 0.0005 + 0.0025 * f.items,
+            gpu: |f| 0.005 + 0.3 * f.items,
+        };
+        let before = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
+        let (decisions, spent) = simulate(&s, &items, &truth, 200);
+        let explored = decisions
+            .iter()
+            .filter(|d| matches!(d.reason, Reason::Explore { .. }))
+            .count();
+        assert!(explored >= 1, "the cpu was explored: {before}");
+        let last = decisions.last().unwrap();
+        assert_eq!(last.placement, Placement::Cpu, "{last}");
+        let p = last.predicted_cpu.unwrap();
+        let t = (truth.cpu)(&items.iter().fold(Features::default(), |a, x| a.add(x)));
+        assert!((p - t).abs() / t < 0.5, "cpu model corrected: {p} vs {t}");
+        // the gpu's cost was paid only while learning: total within 1.5x of all-cpu plus
+        // the first few gpu batches
+        let all_cpu = 200.0 * t;
+        assert!(
+            spent < all_cpu + 10.0 * (truth.gpu)(&items[0]) * 8.0,
+            "{spent}"
+        );
+    }
+
+    #[test]
+    fn a_new_shape_is_explored_twice_then_trusted() {
+        // gpu 10x faster per Mpx on 12 MP frames; the cpu has never run 0.3 MP JPEGs
+        let s = trained(0.002, 0.0002, 0.001);
+        s.account(10.0, false);
+        let items = vec![item(0.05, 0.05); 8];
+        let truth = Truth {
+            cpu: |f| 0.0002 + 0.002 * f.items,
+            gpu: |f| 0.001 + 0.004 * f.items,
+        };
+        let (d, _) = simulate(&s, &items, &truth, 12);
+        let explore: Vec<bool> = d
+            .iter()
+            .map(|d| matches!(d.reason, Reason::Explore { .. }))
+            .collect();
+        // each path explored at most EXPLORE_SAMPLES times, then the models are trusted
+        assert!(
+            explore.iter().filter(|e| **e).count() <= 2 * EXPLORE_SAMPLES,
+            "{d:?}"
+        );
+        assert!(
+            !explore[2 * EXPLORE_SAMPLES + 2..].iter().any(|e| *e),
+            "{d:?}"
+        );
+        // settled on a placement within 10 % of the truly better single path (a split
+        // where both paths are close, as here, or the cpu)
+        let last = d.last().unwrap();
+        let sum = |f: &[Features]| f.iter().fold(Features::default(), |a, x| a.add(x));
+        let k = match last.placement {
+            Placement::Cpu => 0,
+            Placement::Gpu => 8,
+            Placement::Split { gpu_items } => gpu_items,
+        };
+        let t = |k: usize| {
+            let g = if k > 0 {
+                (truth.gpu)(&sum(&items[..k]))
+            } else {
+                0.0
+            };
+            let c = if k < 8 {
+                (truth.cpu)(&sum(&items[k..]))
+            } else {
+                0.0
+            };
+            g.max(c)
+        };
+        assert!(t(k) <= 1.1 * t(0).min(t(8)), "{last}");
+    }
+
+    #[test]
+    fn exploration_stays_within_its_share_of_the_time() {
+        let s = trained(0.002, 0.0002, 0.001);
+        let items = vec![item(0.05, 0.05); 8];
+        // nothing measured yet: no budget
+        let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
+        assert!(!matches!(d.reason, Reason::Explore { .. }), "{d}");
+        s.account(1.0, false);
+        let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
+        assert!(matches!(d.reason, Reason::Explore { .. }), "{d}");
+        // a costly exploration: 1 s of exploring in 2 s of work, far over 5 %
+        s.account(1.0, true);
+        let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
+        assert_eq!(d.reason, Reason::Fastest, "{d}");
+        // ... until the engine has done 20x as much work
+        s.account(18.5, false);
+        let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
+        assert!(matches!(d.reason, Reason::Explore { .. }), "{d}");
+        // a cold gpu is never explored
+        let cold = GpuState {
+            warm: false,
+            ..WARM_GPU
+        };
+        let fresh = Scheduler::new();
+        fresh.account(100.0, false);
+        let d = fresh.decide(&items, Arithmetic::Fixed8, cold);
+        assert_eq!(
+            (d.placement, d.reason.clone()),
+            (Placement::Cpu, Reason::Fastest),
+            "{d}"
+        );
     }
 }

@@ -103,6 +103,9 @@ struct Analysed {
     decode: Duration,
 }
 
+/// An analysed photo through the detector: preprocessing time, raw heads, detector time.
+type Staged = (Analysed, Duration, Vec<f32>, Duration);
+
 /// The face detections of one photo, in photo pixels.
 #[derive(Debug, Clone)]
 pub struct Detection {
@@ -166,9 +169,13 @@ impl Engine {
         })
     }
 
-    /// The path verification runs on for `n` photos under `opts`, and why.
-    fn verify_placement(&self, opts: &VerifyOptions, frames: &[Input]) -> (Placement, String) {
-        if let Some(p) = opts.placement {
+    /// The path detection runs on for these frames (`requested` overrides), and why.
+    fn verify_placement(
+        &self,
+        requested: Option<Placement>,
+        frames: &[Input],
+    ) -> (Placement, String) {
+        if let Some(p) = requested {
             return (p, "requested".into());
         }
         match self.decide_for(&detect::detector_pipeline(), frames) {
@@ -289,6 +296,48 @@ impl Engine {
         gpu.detect(&det, &xs, detect::INPUT_SIDE as usize)
     }
 
+    /// Places, preprocesses and runs the detector on analysed photos: one entry per photo,
+    /// in order, with its preprocessing time, raw heads and detector time, or the first
+    /// error on its way; plus the placement and why.
+    fn detect_analysed(
+        &self,
+        weights: &TinyFaceWeights,
+        analysed: Vec<Result<Analysed>>,
+        requested: Option<Placement>,
+    ) -> (Vec<Result<Staged>>, Placement, String) {
+        let frames: Vec<&Frame> = analysed.iter().flatten().map(|a| &a.frame).collect();
+        let frame_inputs: Vec<Input> = frames
+            .iter()
+            .map(|f| Input::frame("", (*f).clone()))
+            .collect();
+        let (placement, reason) = self.verify_placement(requested, &frame_inputs);
+        let prepped = self.detector_inputs(&frames, placement);
+        let ok: Vec<&Tensor> = prepped
+            .iter()
+            .filter_map(|(r, _)| r.as_ref().ok())
+            .collect();
+        let heads = self.detector_heads(weights, &ok, placement);
+        // Re-align: heads exist only for successful preprocessing, preprocessing only for
+        // successful decodes.
+        let mut heads = heads.into_iter();
+        let mut prepped = prepped.into_iter();
+        let staged = analysed
+            .into_iter()
+            .map(|a| {
+                let a = a?;
+                let (t, pre) = prepped
+                    .next()
+                    .unwrap_or((Err(Error::invalid("missing")), Duration::ZERO));
+                t?;
+                let (h, det) = heads
+                    .next()
+                    .unwrap_or((Err(Error::invalid("missing")), Duration::ZERO));
+                Ok((a, pre, h?, det))
+            })
+            .collect();
+        (staged, placement, reason)
+    }
+
     /// Detects faces in each input on `placement` (`None`: the scheduler's choice). One
     /// result per input, in order; a bad input fails alone.
     ///
@@ -304,39 +353,16 @@ impl Engine {
         let analysed: Vec<Result<Analysed>> = self
             .pool()
             .install(|| inputs.par_iter().map(|i| self.analyse(i)).collect());
-        let frames: Vec<&Frame> = analysed.iter().flatten().map(|a| &a.frame).collect();
-        let frame_inputs: Vec<Input> = frames
-            .iter()
-            .map(|f| Input::frame("", (*f).clone()))
-            .collect();
-        let opts = VerifyOptions {
-            placement,
-            ..VerifyOptions::default()
-        };
-        let (placement, _) = self.verify_placement(&opts, &frame_inputs);
-        let prepped = self.detector_inputs(&frames, placement);
-        let ok: Vec<&Tensor> = prepped
-            .iter()
-            .filter_map(|(r, _)| r.as_ref().ok())
-            .collect();
-        let mut heads = self.detector_heads(&weights, &ok, placement).into_iter();
-        let mut prepped = prepped.into_iter();
-        Ok(analysed
+        let (staged, _, _) = self.detect_analysed(&weights, analysed, placement);
+        Ok(staged
             .into_iter()
-            .map(|a| {
-                let a = a?;
-                let (t, _) = prepped
-                    .next()
-                    .unwrap_or((Err(Error::invalid("missing")), Duration::ZERO));
-                t?;
-                let (h, _) = heads
-                    .next()
-                    .unwrap_or((Err(Error::invalid("missing")), Duration::ZERO));
+            .map(|r| {
+                let (a, _, heads, _) = r?;
                 let size = a
                     .info
                     .map_or((a.frame.width(), a.frame.height()), |i| i.original);
                 Ok(Detection {
-                    faces: faces_in_photo(&h?, &a.frame, size, cfg),
+                    faces: faces_in_photo(&heads, &a.frame, size, cfg),
                     size,
                 })
             })
@@ -412,42 +438,17 @@ impl Engine {
         let analysed: Vec<Result<Analysed>> = self
             .pool()
             .install(|| todo.par_iter().map(|&i| self.analyse(&inputs[i])).collect());
-        let frames: Vec<&Frame> = analysed.iter().flatten().map(|a| &a.frame).collect();
-        let frame_inputs: Vec<Input> = frames
-            .iter()
-            .map(|f| Input::frame("", (*f).clone()))
-            .collect();
-        let (placement, reason) = self.verify_placement(opts, &frame_inputs);
+        let (staged, placement, reason) = self.detect_analysed(weights, analysed, opts.placement);
         let device = if placement == Placement::Gpu {
             "gpu"
         } else {
             "cpu"
         };
-        let prepped = self.detector_inputs(&frames, placement);
-        let ok: Vec<&Tensor> = prepped
+        let staged: Vec<_> = todo
             .iter()
-            .filter_map(|(r, _)| r.as_ref().ok())
+            .zip(staged)
+            .map(|(&i, r)| (i, inputs[i].name(), r))
             .collect();
-        let heads = self.detector_heads(weights, &ok, placement);
-        // Re-align: heads exist only for successful preprocessing, preprocessing only for
-        // successful decodes.
-        let mut heads = heads.into_iter();
-        let mut prepped = prepped.into_iter();
-        let mut staged = Vec::with_capacity(todo.len());
-        for (&i, a) in todo.iter().zip(analysed) {
-            let name = inputs[i].name();
-            let r = a.and_then(|a| {
-                let (t, pre) = prepped
-                    .next()
-                    .unwrap_or((Err(Error::invalid("missing")), Duration::ZERO));
-                t?;
-                let (h, det) = heads
-                    .next()
-                    .unwrap_or((Err(Error::invalid("missing")), Duration::ZERO));
-                Ok((a, pre, h?, det))
-            });
-            staged.push((i, name, r));
-        }
         let done: Vec<(usize, PhotoReport)> = self.pool().install(|| {
             staged
                 .into_par_iter()
