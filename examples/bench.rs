@@ -670,6 +670,7 @@ fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>,
                 // single call is noise), best round kept; the GPU gets one round on a
                 // software adapter's slow path.
                 let mut rates = std::collections::BTreeMap::new();
+                let mut per_round = std::collections::BTreeMap::new();
                 let mut placement = String::new();
                 let mut reports = std::collections::BTreeMap::new();
                 for (_, e) in &all {
@@ -697,6 +698,7 @@ fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>,
                         let rate = (calls * n) as f64 / t0.elapsed().as_secs_f64();
                         let r = rates.entry(*name).or_insert(0.0f64);
                         *r = r.max(rate);
+                        per_round.entry(*name).or_insert_with(Vec::new).push(rate);
                         reports.insert(*name, report);
                     }
                 }
@@ -719,14 +721,26 @@ fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>,
                 }
                 let cpu = rates.get("cpu").copied().unwrap_or(0.0);
                 let gpu = rates.get("gpu").copied().unwrap_or(0.0);
-                let best = cpu.max(gpu);
                 let au = rates.get("auto").copied().unwrap_or(0.0);
                 let ae = rates.get("auto-explicit").copied();
+                // auto / best as the median over rounds of each round's ratio to the better
+                // fixed path in that round (the engines ran back to back, so a machine that
+                // slows down between rounds cancels out); the gpu's one round counts for all
+                let ratio = |name: &str| -> Option<f64> {
+                    let mine = per_round.get(name)?;
+                    let cpus = per_round.get("cpu")?;
+                    let mut r: Vec<f64> =
+                        mine.iter().zip(cpus).map(|(m, c)| m / c.max(gpu)).collect();
+                    r.sort_by(f64::total_cmp);
+                    r.get(r.len() / 2).copied()
+                };
+                let fmt =
+                    |v: Option<f64>, prec: usize| v.map_or("-".into(), |v| format!("{v:.prec$}"));
                 println!(
-                    "| {n} | {mpx} | {out}x{out} | {cpu:.1} | {gpu:.1} | {au:.1} | {:.2} | {} | {} | {placement} |",
-                    au / best,
-                    ae.map_or("-".into(), |v| format!("{v:.1}")),
-                    ae.map_or("-".into(), |v| format!("{:.2}", v / best)),
+                    "| {n} | {mpx} | {out}x{out} | {cpu:.1} | {gpu:.1} | {au:.1} | {} | {} | {} | {placement} |",
+                    fmt(ratio("auto"), 2),
+                    fmt(ae, 1),
+                    fmt(ratio("auto-explicit"), 2),
                 );
             }
         }

@@ -402,7 +402,8 @@ impl Engine {
         report.wall = start.elapsed();
         self.scheduler.account(
             report.wall.as_secs_f64(),
-            matches!(report.decision.reason, Reason::Explore { .. }),
+            matches!(report.decision.reason, Reason::Explore { .. })
+                .then_some(report.decision.placement),
         );
         BatchOutput { items, report }
     }

@@ -153,9 +153,9 @@ pub const COLD_START_SECONDS: f64 = 0.3;
 const SPLIT_MARGIN: f64 = 0.9;
 /// Items at or below which a batch is latency-bound (one photo being verified).
 pub const LATENCY_ITEMS: usize = 1;
-/// Exploration may take at most this share of the wall time of the batches run so far
-/// (calibration included); a costly exploration therefore pauses exploring until the
-/// engine has done 20x as much other work. 5% is the overhead StarPU's calibration mode and
+/// Exploring a path may take at most this share of the wall time of the batches run so far
+/// (calibration included), per path; a costly exploration therefore pauses exploring that
+/// path until the engine has done 20x as much other work. 5% is the overhead StarPU's calibration mode and
 /// epsilon-greedy schedulers typically accept; the sweep's worst exploration (64 photos on
 /// lavapipe, ~20 s) is then amortized over the next ~400 s.
 const EXPLORE_SHARE: f64 = 0.05;
@@ -241,12 +241,12 @@ struct State {
     /// Recent batch shapes measured per path (model key name), newest last.
     #[serde(default)]
     shapes: HashMap<String, std::collections::VecDeque<[f64; 4]>>,
-    /// Wall seconds of executed batches, and of those that were explorations (this
-    /// process only: a restarted engine may explore again).
+    /// Wall seconds of executed batches, and of explorations per explored path (`[cpu,
+    /// gpu]`; this process only: a restarted engine may explore again).
     #[serde(skip)]
     wall_total: f64,
     #[serde(skip)]
-    wall_exploring: f64,
+    wall_exploring: [f64; 2],
 }
 
 /// The calibration file's contents.
@@ -323,13 +323,16 @@ impl Scheduler {
         })
     }
 
-    /// Counts an executed batch's wall time towards the exploration budget.
-    pub fn account(&self, seconds: f64, exploring: bool) {
+    /// Counts an executed batch's wall time towards the exploration budgets; `exploring`
+    /// names the path explored (`Placement::Cpu` or `Placement::Gpu`), if any.
+    pub fn account(&self, seconds: f64, exploring: Option<Placement>) {
         if seconds.is_finite() && seconds > 0.0 {
             let mut s = self.lock();
             s.wall_total += seconds;
-            if exploring {
-                s.wall_exploring += seconds;
+            match exploring {
+                Some(Placement::Cpu) => s.wall_exploring[0] += seconds,
+                Some(_) => s.wall_exploring[1] += seconds,
+                None => {}
             }
         }
     }
@@ -343,10 +346,14 @@ impl Scheduler {
             .map_or(0, |q| q.iter().filter(|s| alike(s, &want)).count())
     }
 
-    /// True while exploration is within its share of the wall time so far.
-    fn may_explore(&self) -> bool {
+    /// True while exploring `path` is within its share of the wall time so far. Each path
+    /// has its own budget: costly explorations of a slow GPU must not starve the cheap ones
+    /// of the CPU (a bench sweep did: the CPU's extrapolation for 3 MP photos stayed 27x too
+    /// pessimistic and the batches went to lavapipe).
+    fn may_explore(&self, path: Placement) -> bool {
         let s = self.lock();
-        s.wall_total > 0.0 && s.wall_exploring <= EXPLORE_SHARE * s.wall_total
+        let spent = s.wall_exploring[usize::from(path != Placement::Cpu)];
+        s.wall_total > 0.0 && spent <= EXPLORE_SHARE * s.wall_total
     }
 
     /// A copy of a path's model (for reports and tests).
@@ -438,7 +445,7 @@ impl Scheduler {
             Placement::Cpu => None,
         };
         if let Some((alt, key)) = other {
-            if self.alike_runs(key, &total) < EXPLORE_SAMPLES && self.may_explore() {
+            if self.alike_runs(key, &total) < EXPLORE_SAMPLES && self.may_explore(alt) {
                 return Decision {
                     placement: alt,
                     predicted_cpu: Some(t_cpu),
@@ -693,7 +700,8 @@ mod tests {
                 s.observe(cpu, &c, tc);
             }
             let wall = tg.max(tc);
-            s.account(wall, matches!(d.reason, Reason::Explore { .. }));
+            let explored = matches!(d.reason, Reason::Explore { .. }).then_some(d.placement);
+            s.account(wall, explored);
             spent += wall;
             out.push(d);
         }
@@ -719,8 +727,8 @@ mod tests {
             g.observations = 50;
             st.models.insert(key_name(gpu), g);
         }
-        s.account(2.0, false); // calibration time
-                               // 8 photos of 0.3 MP (0.05 MB of JPEG each) -> 640x640
+        s.account(2.0, None); // calibration time
+                              // 8 photos of 0.3 MP (0.05 MB of JPEG each) -> 640x640
         let items = vec![item(0.05, 0.41); 8];
         let truth = Truth {
             cpu: |f| 0.0005 + 0.0025 * f.items,
@@ -751,7 +759,7 @@ mod tests {
     fn a_new_shape_is_explored_twice_then_trusted() {
         // gpu 10x faster per Mpx on 12 MP frames; the cpu has never run 0.3 MP JPEGs
         let s = trained(0.002, 0.0002, 0.001);
-        s.account(10.0, false);
+        s.account(10.0, None);
         let items = vec![item(0.05, 0.05); 8];
         let truth = Truth {
             cpu: |f| 0.0002 + 0.002 * f.items,
@@ -803,15 +811,25 @@ mod tests {
         // nothing measured yet: no budget
         let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
         assert!(!matches!(d.reason, Reason::Explore { .. }), "{d}");
-        s.account(1.0, false);
+        s.account(1.0, None);
         let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
         assert!(matches!(d.reason, Reason::Explore { .. }), "{d}");
-        // a costly exploration: 1 s of exploring in 2 s of work, far over 5 %
-        s.account(1.0, true);
+        let explored = d.placement;
+        // a costly exploration of another path does not use this path's budget
+        let other = if explored == Placement::Cpu {
+            Placement::Gpu
+        } else {
+            Placement::Cpu
+        };
+        s.account(1.0, Some(other));
+        let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
+        assert!(matches!(d.reason, Reason::Explore { .. }), "{d}");
+        // a costly exploration of this path: 1 s of 3 s of work, far over 5 %
+        s.account(1.0, Some(explored));
         let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
         assert_eq!(d.reason, Reason::Fastest, "{d}");
         // ... until the engine has done 20x as much work
-        s.account(18.5, false);
+        s.account(17.5, None);
         let d = s.decide(&items, Arithmetic::Fixed8, WARM_GPU);
         assert!(matches!(d.reason, Reason::Explore { .. }), "{d}");
         // a cold gpu is never explored
@@ -820,7 +838,7 @@ mod tests {
             ..WARM_GPU
         };
         let fresh = Scheduler::new();
-        fresh.account(100.0, false);
+        fresh.account(100.0, None);
         let d = fresh.decide(&items, Arithmetic::Fixed8, cold);
         assert_eq!(
             (d.placement, d.reason.clone()),
