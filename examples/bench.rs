@@ -669,8 +669,8 @@ fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>,
                 // calls per round (a batch of one small image takes well under 1 ms: a
                 // single call is noise), best round kept; the GPU gets one round on a
                 // software adapter's slow path.
-                let mut rates = std::collections::BTreeMap::new();
-                let mut per_round = std::collections::BTreeMap::new();
+                let mut per_round: std::collections::BTreeMap<&str, Vec<f64>> =
+                    std::collections::BTreeMap::new();
                 let mut placement = String::new();
                 let mut reports = std::collections::BTreeMap::new();
                 for (_, e) in &all {
@@ -696,12 +696,15 @@ fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>,
                             }
                         };
                         let rate = (calls * n) as f64 / t0.elapsed().as_secs_f64();
-                        let r = rates.entry(*name).or_insert(0.0f64);
-                        *r = r.max(rate);
-                        per_round.entry(*name).or_insert_with(Vec::new).push(rate);
+                        per_round.entry(*name).or_default().push(rate);
                         reports.insert(*name, report);
                     }
                 }
+                // each engine's best round
+                let rates: std::collections::BTreeMap<&str, f64> = per_round
+                    .iter()
+                    .map(|(n, r)| (*n, r.iter().copied().fold(0.0, f64::max)))
+                    .collect();
                 for (name, _) in &all {
                     let (Some(best), Some(report)) = (rates.get(name), reports.get(name)) else {
                         continue;

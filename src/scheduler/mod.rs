@@ -183,6 +183,11 @@ fn shape(total: &Features) -> [f64; 4] {
     ]
 }
 
+/// How many of the remembered shapes `q` are alike `want`.
+fn count_alike(q: &std::collections::VecDeque<[f64; 4]>, want: &[f64; 4]) -> usize {
+    q.iter().filter(|s| alike(s, want)).count()
+}
+
 fn alike(a: &[f64; 4], b: &[f64; 4]) -> bool {
     let within = |x: f64, y: f64, r: f64| {
         if x <= 0.0 || y <= 0.0 {
@@ -307,7 +312,7 @@ impl Scheduler {
             }
             let want = shape(f);
             let q = s.shapes.entry(key_name(key)).or_default();
-            let novel = q.iter().filter(|s| alike(s, &want)).count() < EXPLORE_SAMPLES;
+            let novel = count_alike(q, &want) < EXPLORE_SAMPLES;
             q.push_back(want);
             while q.len() > SHAPES_KEPT {
                 q.pop_front();
@@ -343,7 +348,7 @@ impl Scheduler {
         self.lock()
             .shapes
             .get(&key_name(key))
-            .map_or(0, |q| q.iter().filter(|s| alike(s, &want)).count())
+            .map_or(0, |q| count_alike(q, &want))
     }
 
     /// True while exploring `path` is within its share of the wall time so far. Each path
