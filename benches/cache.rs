@@ -11,7 +11,8 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use veridoc::cache::{CacheConfig, ModelCache, ModelCacheConfig, ModelSource};
+use veridoc::cache::{CacheConfig, ModelCache, ModelCacheConfig};
+use veridoc::model::ModelSource;
 use veridoc::{DevicePolicy, Engine, Frame, Input, Layout, Pipeline};
 
 fn root() -> PathBuf {

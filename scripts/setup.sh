@@ -2,7 +2,9 @@
 # One-time (idempotent) machine setup for veridoc:
 #  - system packages: nasm (SIMD JPEG decoding is built from source), Mesa's lavapipe and the
 #    Vulkan loader (a real Vulkan adapter on the CPU, for the GPU path's tests);
-#  - test assets: real photos and the face model (scripts/fetch-assets.sh).
+#  - test assets: real photos and face-api's models (scripts/fetch-assets.sh);
+#  - face-api itself under Node (scripts/faceapi-reference.sh): the independent reference
+#    outputs the ported networks are tested against (fixtures/reference).
 # Safe to run again: installed packages and complete assets are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,9 +21,10 @@ if [ ${#need[@]} -gt 0 ]; then
     $sudo_cmd apt-get install -y -qq "${need[@]}" >/dev/null
   }
 fi
-if [ ! -f "${VERIDOC_FIXTURES:-fixtures}/.complete-v1" ]; then
+if [ ! -f "${VERIDOC_FIXTURES:-fixtures}/.complete-v2" ]; then
   command -v npm >/dev/null 2>&1 && apt-get download --print-uris opencv-data >/dev/null 2>&1 || \
     { sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"; $sudo_cmd apt-get update -qq >/dev/null || true; }
   scripts/fetch-assets.sh
 fi
+scripts/faceapi-reference.sh
 echo "setup: ok"

@@ -2,10 +2,11 @@
 // per dispatch.
 // CPU twin: src/cpu/detect.rs (same layers, same fusion points, same summation order).
 //
-// Activations are HWC f32, images back to back: element (n, y, x, c) of a `side x side x ch`
-// stage is at ((n * side + y) * side + x) * ch + c. One invocation computes one output
-// element; the host dispatches ceil(total / 64) workgroups on a 2D grid (`row_words`
-// invocations per grid row, so large batches stay under the per-dimension limit).
+// Activations are HWC f32, images back to back: element (n, y, x, c) of a stage of `side`
+// rows of `width` pixels of `ch` channels is at ((n * side + y) * width + x) * ch + c.
+// One invocation computes one output element; the host dispatches ceil(total / 64)
+// workgroups on a 2D grid (`row_words` invocations per grid row, so large batches stay
+// under the per-dimension limit).
 //
 // Entry points (all share one bind group layout). The `4` kernels compute four consecutive
 // output channels per invocation (channel counts are multiples of 4; weights are read as
@@ -29,9 +30,9 @@
 // words, multiples of 4), and the same weights as vec4.
 
 struct DetectParams {
-    // input side of this layer
+    // input height (rows) of this layer
     side: u32,
-    // output side (side / pool for pooled layers, side otherwise)
+    // output height (side / pool for pooled layers, side otherwise)
     out_side: u32,
     // input and output channels
     cin: u32,
@@ -47,8 +48,10 @@ struct DetectParams {
     total: u32,
     // invocations per row of the dispatch grid
     row_words: u32,
-    _pad0: u32,
-    _pad1: u32,
+    // input width (columns) of this layer
+    width: u32,
+    // output width
+    out_width: u32,
 }
 
 const LEAKY: f32 = 0.1;
@@ -88,23 +91,23 @@ fn store4(i: u32, v: vec4<f32>) {
     outp[i + 3u] = v.w;
 }
 
-// (n, y, x, c / 4) of output group `idx` (four channels) of an `out_side x out_side x cout`
+// (n, y, x, c / 4) of output group `idx` (four channels) of an `out_width x out_side x cout`
 // stage.
 fn coords4(idx: u32) -> vec4<u32> {
     let cq = params.cout / 4u;
     let c = idx % cq;
     let px = idx / cq;
-    let x = px % params.out_side;
-    let t = px / params.out_side;
+    let x = px % params.out_width;
+    let t = px / params.out_width;
     return vec4<u32>(t / params.out_side, t % params.out_side, x, c);
 }
 
-// (n, y, x, c) of output element `idx` in an `out_side x out_side x cout` stage.
+// (n, y, x, c) of output element `idx` in an `out_width x out_side x cout` stage.
 fn coords(idx: u32) -> vec4<u32> {
     let c = idx % params.cout;
     let px = idx / params.cout;
-    let x = px % params.out_side;
-    let t = px / params.out_side;
+    let x = px % params.out_width;
+    let t = px / params.out_width;
     return vec4<u32>(t / params.out_side, t % params.out_side, x, c);
 }
 
@@ -116,8 +119,9 @@ fn conv0_4(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let p = coords4(idx);
     let s = i32(params.side);
+    let sw = i32(params.width);
     let cq = params.cout / 4u;
-    let base = p.x * params.side * params.side;
+    let base = p.x * params.side * params.width;
     // the 4 x 4 x 3 input window of the 2x2 pooled conv outputs, zero outside the image
     // (the CPU's im2col adds the same zeros)
     var win: array<f32, 48>;
@@ -126,12 +130,12 @@ fn conv0_4(@builtin(global_invocation_id) gid: vec3<u32>) {
         for (var px = 0; px < 4; px = px + 1) {
             let xx = 2 * i32(p.z) + px - 1;
             let o = (py * 4 + px) * 3;
-            if (yy < 0 || yy >= s || xx < 0 || xx >= s) {
+            if (yy < 0 || yy >= s || xx < 0 || xx >= sw) {
                 win[o] = 0.0;
                 win[o + 1] = 0.0;
                 win[o + 2] = 0.0;
             } else {
-                let src = (base + u32(yy) * params.side + u32(xx)) * 3u;
+                let src = (base + u32(yy) * params.width + u32(xx)) * 3u;
                 win[o] = inp[src];
                 win[o + 1] = inp[src + 1u];
                 win[o + 2] = inp[src + 2u];
@@ -172,6 +176,7 @@ fn depthwise4(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let p = coords4(idx);
     let s = i32(params.side);
+    let sw = i32(params.width);
     let ch = params.cin;
     let cq = ch / 4u;
     var acc = vec4<f32>(0.0);
@@ -182,10 +187,10 @@ fn depthwise4(@builtin(global_invocation_id) gid: vec3<u32>) {
         }
         for (var kx = 0; kx < 3; kx = kx + 1) {
             let xx = i32(p.z) + kx - 1;
-            if (xx < 0 || xx >= s) {
+            if (xx < 0 || xx >= sw) {
                 continue;
             }
-            let src = ((p.x * params.side + u32(yy)) * params.side + u32(xx)) * ch + 4u * p.w;
+            let src = ((p.x * params.side + u32(yy)) * params.width + u32(xx)) * ch + 4u * p.w;
             acc = acc + load4(src) * wts4[params.w_off / 4u + u32(ky * 3 + kx) * cq + p.w];
         }
     }
@@ -195,7 +200,7 @@ fn depthwise4(@builtin(global_invocation_id) gid: vec3<u32>) {
 fn pointwise_at(n: u32, y: u32, x: u32, c: u32) -> f32 {
     let ci = params.cin;
     let co = params.cout;
-    let base = ((n * params.side + y) * params.side + x) * ci;
+    let base = ((n * params.side + y) * params.width + x) * ci;
     var acc = wts[params.b_off + c];
     for (var i = 0u; i < ci; i = i + 1u) {
         acc = acc + inp[base + i] * wts[params.w_off + i * co + c];
@@ -226,10 +231,11 @@ fn pointwise4(@builtin(global_invocation_id) gid: vec3<u32>) {
     let ci = params.cin;
     let cq = params.cout / 4u;
     let s = params.side;
+    let sw = params.width;
     let bias = wts4[params.b_off / 4u + p.w];
     let wb = params.w_off / 4u + p.w;
     if (params.pool == 0u) {
-        let b = ((p.x * s + p.y) * s + p.z) * ci;
+        let b = ((p.x * s + p.y) * sw + p.z) * ci;
         var acc = bias;
         for (var i = 0u; i < ci; i = i + 1u) {
             acc = acc + inp[b + i] * wts4[wb + i * cq];
@@ -238,9 +244,9 @@ fn pointwise4(@builtin(global_invocation_id) gid: vec3<u32>) {
         return;
     }
     // fused 2x2/2 pool: the input side is even, so the whole window is inside
-    let b00 = ((p.x * s + 2u * p.y) * s + 2u * p.z) * ci;
+    let b00 = ((p.x * s + 2u * p.y) * sw + 2u * p.z) * ci;
     let b01 = b00 + ci;
-    let b10 = b00 + s * ci;
+    let b10 = b00 + sw * ci;
     let b11 = b10 + ci;
     var a00 = bias;
     var a01 = bias;
@@ -265,18 +271,19 @@ fn maxpool(@builtin(global_invocation_id) gid: vec3<u32>) {
     }
     let p = coords(idx);
     let s = params.side;
+    let sw = params.width;
     let ch = params.cout;
     let y0 = p.y * params.pool;
     let x0 = p.z * params.pool;
-    let row0 = (p.x * s + y0) * s;
+    let row0 = (p.x * s + y0) * sw;
     var m = inp[(row0 + x0) * ch + p.w];
-    if (x0 + 1u < s) {
+    if (x0 + 1u < sw) {
         m = max(m, inp[(row0 + x0 + 1u) * ch + p.w]);
     }
     if (y0 + 1u < s) {
-        let row1 = row0 + s;
+        let row1 = row0 + sw;
         m = max(m, inp[(row1 + x0) * ch + p.w]);
-        if (x0 + 1u < s) {
+        if (x0 + 1u < sw) {
             m = max(m, inp[(row1 + x0 + 1u) * ch + p.w]);
         }
     }

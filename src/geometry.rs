@@ -86,6 +86,23 @@ impl Geometry {
                 };
                 g.pad = pad;
             }
+            Resize::Place {
+                width: w,
+                height: h,
+                scale,
+                anchor,
+                pad,
+            } => {
+                let s = scale.min(w as f64 / fw).min(h as f64 / fh);
+                let (rw, rh) = (round_side(fw * s, w), round_side(fh * s, h));
+                g.resized = (rw, rh);
+                g.out = (w, h);
+                g.offset = match anchor {
+                    Anchor::Center => ((w - rw) / 2, (h - rh) / 2),
+                    Anchor::TopLeft => (0, 0),
+                };
+                g.pad = pad;
+            }
             Resize::Fill {
                 width: w,
                 height: h,
@@ -189,6 +206,36 @@ mod tests {
         // extreme aspect keeps at least one pixel
         let g = Geometry::plan(10000, 1, &Pipeline::new().fit(64, 64)).unwrap();
         assert_eq!(g.resized, (64, 1));
+    }
+
+    #[test]
+    fn place_scales_and_pads_and_never_overflows_the_canvas() {
+        let p = |scale, anchor| {
+            Pipeline::new().resize(Resize::Place {
+                width: 416,
+                height: 416,
+                scale,
+                anchor,
+                pad: [0; 3],
+            })
+        };
+        let g = Geometry::plan(1000, 800, &p(0.2, Anchor::Center)).unwrap();
+        assert_eq!(
+            (g.resized, g.out, g.offset),
+            ((200, 160), (416, 416), (108, 128))
+        );
+        let g = Geometry::plan(1000, 800, &p(1.0, Anchor::TopLeft)).unwrap();
+        assert_eq!((g.resized, g.offset), ((416, 333), (0, 0)));
+        assert!(Pipeline::new()
+            .resize(Resize::Place {
+                width: 32,
+                height: 32,
+                scale: f64::NAN,
+                anchor: Anchor::Center,
+                pad: [0; 3],
+            })
+            .validate()
+            .is_err());
     }
 
     #[test]

@@ -54,7 +54,9 @@ pub mod geometry;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 mod input;
+pub mod landmarks;
 pub mod memory;
+pub mod model;
 pub mod monitor;
 pub mod plan;
 pub mod progress;

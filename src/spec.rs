@@ -144,6 +144,24 @@ pub enum Resize {
         #[serde(default)]
         pad: [u8; 3],
     },
+    /// Scale by `scale` keeping the aspect ratio (sides rounded) and place the result in a
+    /// `width` x `height` canvas at `anchor`, padding with `pad`; an image that would not
+    /// fit is scaled down to fit, as [`Resize::Fit`] does. The face detector's extra passes
+    /// use it: a portrait zoomed out inside its 416x416 input, or a photo at a fixed scale.
+    Place {
+        /// Canvas width.
+        width: u32,
+        /// Canvas height.
+        height: u32,
+        /// Output pixels per source pixel (> 0).
+        scale: f64,
+        /// Where the image sits in the canvas. Default: centred.
+        #[serde(default)]
+        anchor: Anchor,
+        /// Pad colour, RGB. Default: black.
+        #[serde(default)]
+        pad: [u8; 3],
+    },
     /// Scale to cover `width` x `height` keeping the aspect ratio, then centre-crop.
     Fill {
         /// Output width.
@@ -471,6 +489,21 @@ impl Pipeline {
                 | Resize::Fill { width, height } => {
                     side("width", width)?;
                     side("height", height)?;
+                }
+                Resize::Place {
+                    width,
+                    height,
+                    scale,
+                    ..
+                } => {
+                    side("width", width)?;
+                    side("height", height)?;
+                    if !(scale.is_finite() && scale > 0.0) {
+                        return Err(Error::spec(
+                            "resize.scale",
+                            format!("{scale} is not a positive number"),
+                        ));
+                    }
                 }
                 Resize::ShorterSide { size, max_size } => {
                     side("size", size)?;

@@ -9,9 +9,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use veridoc::cache::{
-    CacheConfig, DiskStore, EntryKind, ManualTime, ModelCache, ModelCacheConfig, ModelSource,
-    SystemTimeSource,
+    CacheConfig, DiskStore, EntryKind, ManualTime, ModelCache, ModelCacheConfig, SystemTimeSource,
 };
+use veridoc::model::ModelSource;
 use veridoc::{DevicePolicy, Engine, Frame, Input, Layout, Pipeline};
 
 fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {

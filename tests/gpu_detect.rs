@@ -43,9 +43,8 @@ fn gpu_verification_finds_the_cpu_faces_and_reports_its_time() {
         return;
     };
     let cpu = common::cpu_engine();
-    let manifest = assets.join("models/tiny_face_detector_model-weights_manifest.json");
-    gpu.register_face_model(&manifest);
-    cpu.register_face_model(&manifest);
+    assert_eq!(gpu.register_face_models(assets.join("models")).len(), 3);
+    assert_eq!(cpu.register_face_models(assets.join("models")).len(), 3);
     let inputs: Vec<Input> = PHOTOS
         .iter()
         .map(|n| Input::path(assets.join("photos").join(n)))
@@ -57,11 +56,31 @@ fn gpu_verification_finds_the_cpu_faces_and_reports_its_time() {
     for (a, b) in c.reports.iter().zip(&g.reports) {
         assert_eq!(b.device, "gpu", "{}", b.name);
         assert_eq!(faces(a), faces(b), "{}: cpu vs gpu faces", a.name);
+        // the same verdict for the same reasons, the subject measured alike
+        assert_eq!(a.verdict, b.verdict, "{}", a.name);
+        assert_eq!(a.failed, b.failed, "{}", a.name);
+        match (&a.subject, &b.subject) {
+            (Some(x), Some(y)) => {
+                for (p, q) in x.landmarks.points.iter().zip(&y.landmarks.points) {
+                    let d = ((p.x - q.x).powi(2) + (p.y - q.y).powi(2)).sqrt();
+                    assert!(d < 0.5, "{}: landmark {p:?} vs {q:?}", a.name);
+                }
+            }
+            (None, None) => {}
+            _ => panic!("{}: subject on one path only", a.name),
+        }
     }
+    assert!(g
+        .summary
+        .decisions
+        .iter()
+        .all(|d| d.decision.placement == Placement::Gpu));
     eprintln!(
-        "{test}: detector per photo (network + decoding, median of {}): gpu {:.1} ms, cpu {:.1} ms",
+        "{test}: per photo (median of {}): detector gpu {:.1} ms, cpu {:.1} ms; landmarks + expression gpu {:.1} ms, cpu {:.1} ms",
         PHOTOS.len(),
         g.summary.median.detect_ms,
-        c.summary.median.detect_ms
+        c.summary.median.detect_ms,
+        g.summary.median.landmarks_ms,
+        c.summary.median.landmarks_ms
     );
 }

@@ -44,6 +44,11 @@ fn param_structs_match_their_rust_twins() {
             "DetectParams",
             veridoc::gpu::DETECT_PARAMS_SIZE,
         ),
+        (
+            veridoc::gpu::LANDMARKS_WGSL,
+            "NetParams",
+            veridoc::gpu::NET_PARAMS_SIZE,
+        ),
     ] {
         let module = naga::front::wgsl::parse_str(src).unwrap();
         let ty = module
@@ -94,6 +99,20 @@ fn detect_shader_has_the_entry_points_the_host_uses() {
             .find(|e| e.name == name)
             .unwrap_or_else(|| panic!("detect.wgsl has no entry point {name}"));
         // the host dispatches ceil(total / 64) workgroups (WG in src/gpu/detect.rs)
+        assert_eq!(ep.workgroup_size, [64, 1, 1], "{name}");
+    }
+}
+
+#[cfg(feature = "gpu")]
+#[test]
+fn landmarks_shader_has_the_entry_points_the_host_uses() {
+    let module = naga::front::wgsl::parse_str(veridoc::gpu::LANDMARKS_WGSL).unwrap();
+    for name in veridoc::gpu::NET_ENTRY_POINTS {
+        let ep = module
+            .entry_points
+            .iter()
+            .find(|e| e.name == name)
+            .unwrap_or_else(|| panic!("landmarks.wgsl has no entry point {name}"));
         assert_eq!(ep.workgroup_size, [64, 1, 1], "{name}");
     }
 }

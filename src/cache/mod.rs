@@ -25,7 +25,7 @@ use lru::LruCache;
 use serde::Serialize;
 
 pub use disk::{DiskStore, EntryKind, Miss};
-pub use model::{Model, ModelCache, ModelCacheConfig, ModelSource, ModelTensor, Quantization};
+pub use model::{ModelCache, ModelCacheConfig};
 pub use result::{CacheConfig, ResultCache};
 
 /// Wall-clock time for TTLs (persisted across processes, so not `Instant`).
@@ -220,8 +220,7 @@ impl<K: Hash + Eq + Clone, V> WeightedLru<K, V> {
     }
 }
 
-/// A read-only memory map of a file.
-pub(crate) type Mapped = memmap2::Mmap;
+pub(crate) use crate::model::Mapped;
 
 /// Maps `f` read-only.
 pub(crate) fn map_file(f: &std::fs::File) -> std::io::Result<Mapped> {

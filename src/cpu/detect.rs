@@ -12,12 +12,26 @@ use rayon::prelude::*;
 use crate::detect::{TinyFaceWeights, BLOCK_POOL_STRIDE, HEAD_LEN, LEAKY};
 use crate::error::{Error, Result};
 
-#[inline]
-fn leaky(v: f32) -> f32 {
-    if v > 0.0 {
-        v
-    } else {
-        v * LEAKY
+/// The activation fused into a product's store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Act {
+    /// None (the detector's head, the face nets' pointwise convs before their sums).
+    Linear,
+    /// Leaky ReLU with slope [`LEAKY`] (TinyFaceDetector).
+    Leaky,
+    /// ReLU (the face nets' first convolutions).
+    Relu,
+}
+
+impl Act {
+    #[inline]
+    fn apply(self, v: f32) -> f32 {
+        match self {
+            Act::Linear => v,
+            Act::Leaky if v > 0.0 => v,
+            Act::Leaky => v * LEAKY,
+            Act::Relu => v.max(0.0),
+        }
     }
 }
 
@@ -33,7 +47,7 @@ pub(crate) fn matmul_rows(
     w: &[f32],
     bias: &[f32],
     out: &mut [f32],
-    act: bool,
+    act: Act,
 ) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma") {
@@ -55,7 +69,7 @@ pub(crate) fn matmul_rows(
     unsafe_code,
     reason = "unaligned vector loads/stores of in-bounds subslices"
 )]
-fn matmul_rows_avx2(inp: &[f32], ci: usize, w: &[f32], bias: &[f32], out: &mut [f32], act: bool) {
+fn matmul_rows_avx2(inp: &[f32], ci: usize, w: &[f32], bias: &[f32], out: &mut [f32], act: Act) {
     use std::arch::x86_64::*;
     const P: usize = 4;
     const C: usize = 16;
@@ -94,10 +108,17 @@ fn matmul_rows_avx2(inp: &[f32], ci: usize, w: &[f32], bias: &[f32], out: &mut [
             for (k, a) in acc.iter().enumerate() {
                 let o = &mut out[(p + k) * co + c0..(p + k) * co + c0 + C];
                 let (mut r0, mut r1) = (a[0], a[1]);
-                if act {
-                    // leaky(x) = max(x, 0.1 x) for a slope under 1
-                    r0 = _mm256_max_ps(r0, _mm256_mul_ps(r0, slope));
-                    r1 = _mm256_max_ps(r1, _mm256_mul_ps(r1, slope));
+                match act {
+                    Act::Linear => {}
+                    Act::Leaky => {
+                        // leaky(x) = max(x, 0.1 x) for a slope under 1
+                        r0 = _mm256_max_ps(r0, _mm256_mul_ps(r0, slope));
+                        r1 = _mm256_max_ps(r1, _mm256_mul_ps(r1, slope));
+                    }
+                    Act::Relu => {
+                        r0 = _mm256_max_ps(r0, _mm256_setzero_ps());
+                        r1 = _mm256_max_ps(r1, _mm256_setzero_ps());
+                    }
                 }
                 // SAFETY: `o` has 16 elements.
                 unsafe {
@@ -140,7 +161,7 @@ fn matmul_rows_tiled<const C: usize>(
     w: &[f32],
     bias: &[f32],
     out: &mut [f32],
-    act: bool,
+    act: Act,
 ) {
     let co = bias.len();
     let n = inp.len() / ci;
@@ -164,7 +185,7 @@ fn matmul_rows_tiled<const C: usize>(
             for (k, a) in acc.iter().enumerate() {
                 let o = &mut out[(p + k) * co + c0..(p + k) * co + c0 + C];
                 for j in 0..C {
-                    o[j] = if act { leaky(a[j]) } else { a[j] };
+                    o[j] = act.apply(a[j]);
                 }
             }
             c0 += C;
@@ -194,14 +215,14 @@ fn matmul_rows_tiled<const C: usize>(
     }
 }
 
-fn scalar_tail(row: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], from: usize, act: bool) {
+fn scalar_tail(row: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], from: usize, act: Act) {
     let co = bias.len();
     for c in from..co {
         let mut a = bias[c];
         for (i, &v) in row.iter().enumerate() {
             a += v * w[i * co + c];
         }
-        out[c] = if act { leaky(a) } else { a };
+        out[c] = act.apply(a);
     }
 }
 
@@ -228,49 +249,56 @@ fn pool_rows(a: &[f32], b: Option<&[f32]>, w: usize, c: usize, stride: usize, ou
     }
 }
 
-/// conv0 (3x3, 3 -> 16, SAME) + bias + leaky on row `y` of an `s x s x 3` input.
+/// conv0 (3x3, 3 -> 16, SAME) + bias + leaky on row `y` of a `w x h x 3` input.
 fn conv0_row(
     inp: &[f32],
-    s: usize,
+    (iw, ih): (usize, usize),
     y: usize,
     w: &TinyFaceWeights,
     col: &mut [f32],
     out: &mut [f32],
 ) {
     // im2col: 27 values per pixel in [ky][kx][ci] order, zero outside the image
-    for x in 0..s {
+    for x in 0..iw {
         let dst = &mut col[x * 27..(x + 1) * 27];
         for ky in 0..3 {
             let yy = y as isize + ky as isize - 1;
             for kx in 0..3 {
                 let xx = x as isize + kx as isize - 1;
                 let d = &mut dst[(ky * 3 + kx) * 3..(ky * 3 + kx) * 3 + 3];
-                if yy < 0 || xx < 0 || yy >= s as isize || xx >= s as isize {
+                if yy < 0 || xx < 0 || yy >= ih as isize || xx >= iw as isize {
                     d.fill(0.0);
                 } else {
-                    let o = (yy as usize * s + xx as usize) * 3;
+                    let o = (yy as usize * iw + xx as usize) * 3;
                     d.copy_from_slice(&inp[o..o + 3]);
                 }
             }
         }
     }
-    matmul_rows(col, 27, &w.conv0, &w.conv0_bias, out, true);
+    matmul_rows(col, 27, &w.conv0, &w.conv0_bias, out, Act::Leaky);
 }
 
-/// Depthwise 3x3 (SAME, no bias) on row `y` of an `s x s x c` input.
-fn depthwise_row(inp: &[f32], s: usize, c: usize, y: usize, f: &[f32], out: &mut [f32]) {
+/// Depthwise 3x3 (SAME, no bias) on row `y` of a `w x h x c` input.
+fn depthwise_row(
+    inp: &[f32],
+    (iw, ih): (usize, usize),
+    c: usize,
+    y: usize,
+    f: &[f32],
+    out: &mut [f32],
+) {
     out.fill(0.0);
     for ky in 0..3 {
         let yy = y as isize + ky as isize - 1;
-        if yy < 0 || yy >= s as isize {
+        if yy < 0 || yy >= ih as isize {
             continue;
         }
-        let row = &inp[yy as usize * s * c..(yy as usize + 1) * s * c];
+        let row = &inp[yy as usize * iw * c..(yy as usize + 1) * iw * c];
         for kx in 0..3 {
             let fk = &f[(ky * 3 + kx) * c..(ky * 3 + kx + 1) * c];
-            for x in 0..s {
+            for x in 0..iw {
                 let xx = x as isize + kx as isize - 1;
-                if xx < 0 || xx >= s as isize {
+                if xx < 0 || xx >= iw as isize {
                     continue;
                 }
                 let src = &row[xx as usize * c..(xx as usize + 1) * c];
@@ -283,64 +311,74 @@ fn depthwise_row(inp: &[f32], s: usize, c: usize, y: usize, f: &[f32], out: &mut
     }
 }
 
-/// Runs the network on one preprocessed input (`side x side x 3` HWC f32, `side` a multiple
-/// of 32) and returns the raw head, `HEAD_LEN` values for side 416.
+/// Runs the network on one preprocessed input (`width x height x 3` HWC f32, both multiples
+/// of 32) and returns the raw head: `(height / 32) x (width / 32)` cells of 5 anchors x
+/// 5 values, [`HEAD_LEN`] values for face-api's 416 x 416.
 ///
 /// # Errors
-/// `InvalidInput` when the input length does not match `side`.
-pub(crate) fn forward(w: &TinyFaceWeights, input: &[f32], side: usize) -> Result<Vec<f32>> {
-    if side % 32 != 0 || input.len() != side * side * 3 {
+/// `InvalidInput` when the input length does not match the size.
+pub(crate) fn forward(
+    w: &TinyFaceWeights,
+    input: &[f32],
+    (width, height): (usize, usize),
+) -> Result<Vec<f32>> {
+    if width == 0
+        || height == 0
+        || width % 32 != 0
+        || height % 32 != 0
+        || input.len() != width * height * 3
+    {
         return Err(Error::invalid(format!(
-            "detector input: {} values for side {side} (need side % 32 == 0 and side*side*3)",
+            "detector input: {} values for {width}x{height} (need sides that are multiples of 32 and w*h*3 values)",
             input.len()
         )));
     }
     // conv0 + leaky + pool 2x2/2
-    let mut s = side / 2;
-    let mut act = vec![0f32; s * s * 16];
-    act.par_chunks_mut(s * 16).enumerate().for_each_init(
+    let (mut sw, mut sh) = (width / 2, height / 2);
+    let mut act = vec![0f32; sw * sh * 16];
+    act.par_chunks_mut(sw * 16).enumerate().for_each_init(
         || {
             (
-                vec![0f32; side * 27],
-                vec![0f32; side * 16],
-                vec![0f32; side * 16],
+                vec![0f32; width * 27],
+                vec![0f32; width * 16],
+                vec![0f32; width * 16],
             )
         },
         |(col, r0, r1), (oy, out)| {
-            conv0_row(input, side, 2 * oy, w, col, r0);
-            conv0_row(input, side, 2 * oy + 1, w, col, r1);
-            pool_rows(r0, Some(r1), side, 16, 2, out);
+            conv0_row(input, (width, height), 2 * oy, w, col, r0);
+            conv0_row(input, (width, height), 2 * oy + 1, w, col, r1);
+            pool_rows(r0, Some(r1), width, 16, 2, out);
         },
     );
     // separable blocks
     for (k, b) in w.blocks.iter().enumerate() {
         let (c, co, stride) = (b.channels, 2 * b.channels, BLOCK_POOL_STRIDE[k]);
-        let os = s / stride;
-        let mut next = vec![0f32; os * os * co];
+        let (ow, oh) = (sw / stride, sh / stride);
+        let mut next = vec![0f32; ow * oh * co];
         let inp = &act;
-        next.par_chunks_mut(os * co).enumerate().for_each_init(
-            || (vec![0f32; s * c], vec![0f32; s * co], vec![0f32; s * co]),
+        next.par_chunks_mut(ow * co).enumerate().for_each_init(
+            || (vec![0f32; sw * c], vec![0f32; sw * co], vec![0f32; sw * co]),
             |(dw, r0, r1), (oy, out)| {
                 let y0 = oy * stride;
-                depthwise_row(inp, s, c, y0, &b.depthwise, dw);
-                matmul_rows(dw, c, &b.pointwise, &b.bias, r0, true);
-                let second = if y0 + 1 < s {
-                    depthwise_row(inp, s, c, y0 + 1, &b.depthwise, dw);
-                    matmul_rows(dw, c, &b.pointwise, &b.bias, r1, true);
+                depthwise_row(inp, (sw, sh), c, y0, &b.depthwise, dw);
+                matmul_rows(dw, c, &b.pointwise, &b.bias, r0, Act::Leaky);
+                let second = if y0 + 1 < sh {
+                    depthwise_row(inp, (sw, sh), c, y0 + 1, &b.depthwise, dw);
+                    matmul_rows(dw, c, &b.pointwise, &b.bias, r1, Act::Leaky);
                     Some(&r1[..])
                 } else {
                     None
                 };
-                pool_rows(r0, second, s, co, stride, out);
+                pool_rows(r0, second, sw, co, stride, out);
             },
         );
         act = next;
-        s = os;
+        (sw, sh) = (ow, oh);
     }
     // conv8: 1x1 512 -> 25, no activation
-    let mut head = vec![0f32; s * s * w.head_bias.len()];
-    matmul_rows(&act, 512, &w.head, &w.head_bias, &mut head, false);
-    if side == 416 {
+    let mut head = vec![0f32; sw * sh * w.head_bias.len()];
+    matmul_rows(&act, 512, &w.head, &w.head_bias, &mut head, Act::Linear);
+    if (width, height) == (416, 416) {
         debug_assert_eq!(head.len(), HEAD_LEN);
     }
     Ok(head)
@@ -366,12 +404,28 @@ mod tests {
                 .collect();
             let bias: Vec<f32> = (0..co).map(|i| i as f32 * 0.1 - 0.5).collect();
             let mut out = vec![0f32; n * co];
-            matmul_rows(&inp, ci, &w, &bias, &mut out, true);
-            // the portable kernel too (the dispatch above may pick AVX2)
+            matmul_rows(&inp, ci, &w, &bias, &mut out, Act::Leaky);
+            // the portable kernel too (the dispatch above may pick AVX2), and every
+            // activation on both
             let mut portable = vec![0f32; n * co];
-            matmul_rows_tiled::<8>(&inp, ci, &w, &bias, &mut portable, true);
+            matmul_rows_tiled::<8>(&inp, ci, &w, &bias, &mut portable, Act::Leaky);
             for (a, b) in out.iter().zip(&portable) {
                 assert!((a - b).abs() < 1e-4);
+            }
+            for act in [Act::Linear, Act::Relu] {
+                let mut fast = vec![0f32; n * co];
+                matmul_rows(&inp, ci, &w, &bias, &mut fast, act);
+                matmul_rows_tiled::<8>(&inp, ci, &w, &bias, &mut portable, act);
+                for (p, (a, b)) in fast.iter().zip(&portable).enumerate() {
+                    let mut want = bias[p % co] as f64;
+                    for i in 0..ci {
+                        want += inp[(p / co) * ci + i] as f64 * w[i * co + p % co] as f64;
+                    }
+                    if act == Act::Relu {
+                        want = want.max(0.0);
+                    }
+                    assert!((*a as f64 - want).abs() < 1e-4 && (a - b).abs() < 1e-4);
+                }
             }
             for p in 0..n {
                 for c in 0..co {
@@ -413,6 +467,7 @@ mod tests {
             head: vec![],
             head_bias: vec![],
         };
-        assert!(forward(&w, &[0.0; 10], 416).is_err());
+        assert!(forward(&w, &[0.0; 10], (416, 416)).is_err());
+        assert!(forward(&w, &[0.0; 32 * 48 * 3], (32, 48)).is_err());
     }
 }

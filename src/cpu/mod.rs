@@ -5,6 +5,7 @@
 
 pub(crate) mod convert;
 pub(crate) mod detect;
+pub(crate) mod landmarks;
 pub(crate) mod resize;
 
 use crate::error::Result;

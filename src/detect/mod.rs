@@ -14,8 +14,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::cache::Model;
 use crate::error::{Error, ErrorKind, Result};
+use crate::geometry::Geometry;
+use crate::model::Model;
 use crate::spec::{Anchor, DType, Filter, Layout, Pipeline, Resize};
 
 /// The name the engine's model cache knows the detector by.
@@ -58,7 +59,7 @@ pub const BLOCK_POOL_STRIDE: [usize; 5] = [2, 2, 2, 2, 1];
 /// Leaky ReLU slope.
 pub const LEAKY: f32 = 0.1;
 
-/// Detection settings. Defaults are face-api's.
+/// Detection settings. The score and NMS defaults are face-api's.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct DetectorConfig {
@@ -67,6 +68,12 @@ pub struct DetectorConfig {
     pub score_threshold: f32,
     /// Greedy NMS: drop a box overlapping a better one by more than this IoU. Default 0.4.
     pub nms_iou: f32,
+    /// Across passes, also drop a box lying mostly inside a better one: more than this
+    /// fraction of its own area (a face found whole at one scale and in part at another).
+    /// Default 0.6.
+    pub nms_contained: f32,
+    /// Which passes run and how small a face they look for.
+    pub search: SearchConfig,
 }
 
 impl Default for DetectorConfig {
@@ -74,8 +81,157 @@ impl Default for DetectorConfig {
         DetectorConfig {
             score_threshold: 0.5,
             nms_iou: 0.4,
+            nms_contained: 0.6,
+            search: SearchConfig::default(),
         }
     }
+}
+
+/// The face search: which detector passes run over a photo (see [`Pass`]).
+///
+/// TinyFaceDetector sees faces of about 40 to 200 pixels in its input: its grid cells are 32
+/// pixels and its anchors span 51 to 341 pixels, and boxes between the two largest anchors
+/// (200-230 px) are missed. One 416x416 letterbox therefore misses close-up portraits and
+/// every face under about 10 % of the photo's longer side; the portrait and fine passes
+/// cover both ends (docs/verification.md has the recall measured per face size).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SearchConfig {
+    /// Run the portrait pass. Default true.
+    pub portrait: bool,
+    /// The portrait pass's canvas side as a multiple of the photo's longer side (the photo
+    /// zoomed out by this factor, centred). Default 1.75: a head filling 70-80 % of the
+    /// photo's height then spans ~110-170 px of the input, the anchors' best range.
+    pub portrait_zoom: f32,
+    /// Run the fine pass for faces smaller than the letterbox resolves. Default true.
+    pub fine: bool,
+    /// Smallest face to find, in photo pixels. Default 40.
+    pub min_face_px: f32,
+    /// Smallest face to find as a fraction of the photo's longer side (the larger of the
+    /// two minimums applies). Default 0.03.
+    pub min_face_fraction: f32,
+    /// Height the smallest face is scaled to in the fine pass's input. Default 48 (the
+    /// detector's recall falls off under ~40 px).
+    pub fine_face_px: f32,
+    /// Largest fine-pass input, in pixels (bounds its cost: about 14 ms per 416x416 on two
+    /// cores); a photo that would need more is searched at the scale that fits, and its
+    /// face count is reported as a lower bound. Default 4 MP.
+    pub max_fine_pixels: u64,
+}
+
+impl Default for SearchConfig {
+    fn default() -> Self {
+        SearchConfig {
+            portrait: true,
+            portrait_zoom: 1.75,
+            fine: true,
+            min_face_px: 40.0,
+            min_face_fraction: 0.03,
+            fine_face_px: 48.0,
+            max_fine_pixels: 4_000_000,
+        }
+    }
+}
+
+/// A pass of the face search: how the detector's input is made from the image.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pass {
+    /// face-api's own: the image letterboxed into 416x416 at the top-left.
+    Letterbox,
+    /// The image zoomed out and centred in 416x416 ([`SearchConfig::portrait_zoom`]), for
+    /// faces too large for the letterbox.
+    Portrait,
+    /// The whole image in one rectangular input (the network is fully convolutional) at the
+    /// scale that makes the smallest face to find [`SearchConfig::fine_face_px`] tall.
+    Fine,
+}
+
+/// One planned pass: its kind and the pipeline that makes its input.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedPass {
+    /// Which pass.
+    pub pass: Pass,
+    /// The detector input's pipeline (its output size is a multiple of 32 on both axes).
+    pub pipeline: Pipeline,
+    /// The fine pass had to search at a coarser scale than asked (its input would have
+    /// exceeded [`SearchConfig::max_fine_pixels`]).
+    pub limited: bool,
+}
+
+/// The smallest face to find in an image of `size` analysed from a photo of `photo`
+/// pixels, in the image's pixels.
+pub fn min_face(size: (u32, u32), photo: (u32, u32), s: &SearchConfig) -> f32 {
+    let long_photo = photo.0.max(photo.1).max(1) as f32;
+    let k = size.0.max(size.1) as f32 / long_photo;
+    s.min_face_px.max(s.min_face_fraction * long_photo) * k
+}
+
+/// The letterbox and portrait passes for an image of `size`.
+pub fn coarse_passes(size: (u32, u32), cfg: &DetectorConfig) -> Vec<PlannedPass> {
+    let mut v = vec![PlannedPass {
+        pass: Pass::Letterbox,
+        pipeline: detector_pipeline(),
+        limited: false,
+    }];
+    if cfg.search.portrait {
+        let long = size.0.max(size.1).max(1) as f64;
+        let zoom = (cfg.search.portrait_zoom as f64).max(1.0);
+        v.push(PlannedPass {
+            pass: Pass::Portrait,
+            pipeline: detector_pipeline().resize(Resize::Place {
+                width: INPUT_SIDE,
+                height: INPUT_SIDE,
+                scale: INPUT_SIDE as f64 / (zoom * long),
+                anchor: Anchor::Center,
+                pad: [0, 0, 0],
+            }),
+            limited: false,
+        });
+    }
+    v
+}
+
+/// The fine pass for an image of `size` analysed from a photo of `photo` pixels, or
+/// `None` when the letterbox already sees the smallest face to find at
+/// [`SearchConfig::fine_face_px`] (within 15 %) or the pass is off.
+pub fn fine_pass(size: (u32, u32), photo: (u32, u32), cfg: &DetectorConfig) -> Option<PlannedPass> {
+    let s = &cfg.search;
+    if !s.fine || size.0 == 0 || size.1 == 0 {
+        return None;
+    }
+    let long = size.0.max(size.1) as f64;
+    let letterbox = INPUT_SIDE as f64 / long;
+    let want = s.fine_face_px as f64 / min_face(size, photo, s).max(1.0) as f64;
+    if want <= 1.15 * letterbox {
+        return None;
+    }
+    let canvas = |r: f64| {
+        let side = |v: u32| (((v as f64 * r).round() as u32).max(1)).next_multiple_of(32);
+        (side(size.0), side(size.1))
+    };
+    let mut r = want;
+    let mut limited = false;
+    let px = |c: (u32, u32)| c.0 as u64 * c.1 as u64;
+    while px(canvas(r)) > s.max_fine_pixels.max(INPUT_SIDE as u64 * INPUT_SIDE as u64) {
+        r *= 0.95;
+        limited = true;
+    }
+    if r <= letterbox {
+        return None;
+    }
+    let (w, h) = canvas(r);
+    Some(PlannedPass {
+        pass: Pass::Fine,
+        pipeline: detector_pipeline().resize(Resize::Place {
+            width: w,
+            height: h,
+            scale: r,
+            anchor: Anchor::TopLeft,
+            pad: [0, 0, 0],
+        }),
+        limited,
+    })
 }
 
 /// A detected face, in pixels of the (EXIF-oriented) photo.
@@ -110,6 +266,17 @@ impl Face {
         }
     }
 
+    /// The fraction of this box's area inside `other` (0 when either is empty).
+    pub fn inside(&self, other: &Face) -> f32 {
+        let ix = (self.x + self.width).min(other.x + other.width) - self.x.max(other.x);
+        let iy = (self.y + self.height).min(other.y + other.height) - self.y.max(other.y);
+        let area = self.width * self.height;
+        if ix <= 0.0 || iy <= 0.0 || area <= 0.0 {
+            return 0.0;
+        }
+        ix * iy / area
+    }
+
     /// The box scaled by `s` (from analysis-image to photo pixels).
     pub fn scaled(&self, s: f32) -> Face {
         Face {
@@ -125,6 +292,15 @@ impl Face {
     pub fn center(&self) -> (f32, f32) {
         (self.x + self.width / 2.0, self.y + self.height / 2.0)
     }
+}
+
+/// The face detections of one photo, in photo pixels.
+#[derive(Debug, Clone)]
+pub struct Detection {
+    /// Faces, best first.
+    pub faces: Vec<Face>,
+    /// Full-resolution photo size (after orientation).
+    pub size: (u32, u32),
 }
 
 /// The detector's preprocessing as an engine pipeline: letterbox into 416x416 at the
@@ -230,42 +406,102 @@ fn sigmoid(v: f32) -> f32 {
     1.0 / (1.0 + (-v).exp())
 }
 
-/// Turns a raw head (`HEAD_LEN` values, `[row][col][anchor][tx, ty, tw, th, score]`) into
-/// faces in pixels of a square of side `side` (the letterbox square: the photo's longer
-/// side in the pixels the caller wants), then greedy NMS.
-pub fn decode_head(head: &[f32], side: f32, cfg: &DetectorConfig) -> Vec<Face> {
+/// Pixels of the detector's input per output cell (416 / 13).
+pub const CELL: f32 = 32.0;
+
+/// Turns a raw head of a `grid.0 x grid.1` grid (columns x rows; cells of [`CELL`] input
+/// pixels, `[row][col][anchor][tx, ty, tw, th, score]`) into boxes in input pixels whose
+/// score is at least `threshold`, before NMS.
+pub fn decode_grid(head: &[f32], grid: (usize, usize), threshold: f32) -> Vec<Face> {
     let mut faces = Vec::new();
-    let g = GRID as f32;
+    let (gw, gh) = grid;
     for (cell, values) in head
         .chunks_exact(ANCHORS * BOX_VALUES)
-        .take(GRID * GRID)
+        .take(gw * gh)
         .enumerate()
     {
-        let (row, col) = ((cell / GRID) as f32, (cell % GRID) as f32);
+        let (row, col) = ((cell / gw.max(1)) as f32, (cell % gw.max(1)) as f32);
         for (a, v) in values.chunks_exact(BOX_VALUES).enumerate() {
             let score = sigmoid(v[4]);
             // NaN scores (a broken model) are dropped too.
-            if score.is_nan() || score < cfg.score_threshold {
+            if score.is_nan() || score < threshold {
                 continue;
             }
             let (aw, ah) = ANCHOR_SIZES[a];
-            let cx = (col + sigmoid(v[0])) / g;
-            let cy = (row + sigmoid(v[1])) / g;
-            let bw = v[2].exp() * aw / g;
-            let bh = v[3].exp() * ah / g;
+            let cx = (col + sigmoid(v[0])) * CELL;
+            let cy = (row + sigmoid(v[1])) * CELL;
+            let bw = v[2].exp() * aw * CELL;
+            let bh = v[3].exp() * ah * CELL;
             if !(bw.is_finite() && bh.is_finite()) {
                 continue;
             }
             faces.push(Face {
-                x: (cx - bw / 2.0) * side,
-                y: (cy - bh / 2.0) * side,
-                width: bw * side,
-                height: bh * side,
+                x: cx - bw / 2.0,
+                y: cy - bh / 2.0,
+                width: bw,
+                height: bh,
                 score,
             });
         }
     }
+    faces
+}
+
+/// Turns a raw 416x416 head (`HEAD_LEN` values) into faces in pixels of a square of side
+/// `side` (the letterbox square: the photo's longer side in the pixels the caller wants),
+/// then greedy NMS: face-api's decoding.
+pub fn decode_head(head: &[f32], side: f32, cfg: &DetectorConfig) -> Vec<Face> {
+    let s = side / INPUT_SIDE as f32;
+    let faces = decode_grid(head, (GRID, GRID), cfg.score_threshold)
+        .into_iter()
+        .map(|f| f.scaled(s))
+        .collect();
     nms(faces, cfg.nms_iou)
+}
+
+/// The faces of one pass's raw head, mapped through the pass's geometry `g` (the input
+/// pipeline planned on the image) into the image's pixels, before NMS. Boxes centred in
+/// the padding outside the image are dropped.
+pub fn pass_faces(head: &[f32], g: &Geometry, cfg: &DetectorConfig) -> Vec<Face> {
+    let grid = (
+        g.out.0 as usize / CELL as usize,
+        g.out.1 as usize / CELL as usize,
+    );
+    let [bx, by, bw, bh] = g.bx;
+    let sx = (bw / g.resized.0.max(1) as f64) as f32;
+    let sy = (bh / g.resized.1.max(1) as f64) as f32;
+    let (ox, oy) = (g.offset.0 as f32, g.offset.1 as f32);
+    let (rw, rh) = (g.resized.0 as f32, g.resized.1 as f32);
+    decode_grid(head, grid, cfg.score_threshold)
+        .into_iter()
+        .filter(|f| {
+            let (cx, cy) = f.center();
+            cx >= ox && cy >= oy && cx <= ox + rw && cy <= oy + rh
+        })
+        .map(|f| Face {
+            x: bx as f32 + (f.x - ox) * sx,
+            y: by as f32 + (f.y - oy) * sy,
+            width: f.width * sx,
+            height: f.height * sy,
+            score: f.score,
+        })
+        .collect()
+}
+
+/// Merges the boxes of several passes: greedy NMS at `cfg.nms_iou`, also dropping a box
+/// that lies mostly inside a better one (more than `cfg.nms_contained` of its area).
+pub fn merge(mut faces: Vec<Face>, cfg: &DetectorConfig) -> Vec<Face> {
+    faces.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<Face> = Vec::with_capacity(faces.len());
+    for f in faces {
+        if kept
+            .iter()
+            .all(|k| k.iou(&f) <= cfg.nms_iou && f.inside(k) <= cfg.nms_contained)
+        {
+            kept.push(f);
+        }
+    }
+    kept
 }
 
 /// Greedy non-maximum suppression: best score first, dropping boxes that overlap a kept one

@@ -11,6 +11,7 @@
 //! header -> reserve host memory -> decode (shrink-on-load) -> resize -> convert
 //! ```
 
+mod frames;
 mod report;
 mod run;
 mod stream;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+pub(crate) use frames::FrameJob;
 pub use report::{BatchOutput, BatchReport, Device, Item};
 pub use stream::{
     BatchPlan, CancelToken, PlanRequest, StreamItem, StreamOptions, StreamSummary, MAX_BATCH,

@@ -149,13 +149,7 @@ impl Engine {
         let hits = inputs.len() - todo_idx.len();
         let todo: Vec<Input> = todo_idx.iter().map(|&i| inputs[i].clone()).collect();
         let mut out = if todo.is_empty() {
-            let d = Decision {
-                placement: Placement::Cpu,
-                predicted_cpu: None,
-                predicted_gpu: None,
-                predicted_split: None,
-                reason: Reason::AllCached,
-            };
+            let d = Decision::fixed(Placement::Cpu, Reason::AllCached);
             BatchOutput {
                 items: Vec::new(),
                 report: BatchReport::new(d, 0),
@@ -207,13 +201,7 @@ impl Engine {
     ) -> Result<BatchOutput> {
         p.validate()?;
         let feats: Vec<Features> = inputs.iter().map(|i| item_features(p, i)).collect();
-        let decision = Decision {
-            placement,
-            predicted_cpu: None,
-            predicted_gpu: None,
-            predicted_split: None,
-            reason: Reason::Requested,
-        };
+        let decision = Decision::fixed(placement, Reason::Requested);
         Ok(self.execute(p, inputs, &feats, decision))
     }
 
@@ -723,20 +711,8 @@ impl Engine {
             (float, frames(4, 1280, 960)),
         ];
         let placements = [
-            Decision {
-                placement: Placement::Gpu,
-                predicted_cpu: None,
-                predicted_gpu: None,
-                predicted_split: None,
-                reason: Reason::PolicyGpu,
-            },
-            Decision {
-                placement: Placement::Cpu,
-                predicted_cpu: None,
-                predicted_gpu: None,
-                predicted_split: None,
-                reason: Reason::PolicyCpu,
-            },
+            Decision::fixed(Placement::Gpu, Reason::PolicyGpu),
+            Decision::fixed(Placement::Cpu, Reason::PolicyCpu),
         ];
         // Warm the GPU first so calibration measures warm costs (cold start is separate).
         let warm = &sets[0];

@@ -14,12 +14,10 @@
 //! rounding (fused multiply-adds on the GPU): the unit tests below compare raw heads on
 //! random weights, `tests/verify.rs` and `tests/gpu_detect.rs` the faces of the asset photos.
 
-use std::sync::mpsc;
-
 use bytemuck::{Pod, Zeroable};
 
 use super::alloc::{size_class, PooledBuffer};
-use super::{bind_entry, layout_entry, GpuBackend, READ, UNIFORM, WRITE};
+use super::{bind_entry, GpuBackend, KernelSet, Scopes, WeightPack, READ, UNIFORM, WRITE};
 use crate::detect::{TinyFaceWeights, BLOCK_POOL_STRIDE};
 use crate::error::{Error, GpuError, LimitError, Result};
 
@@ -47,70 +45,22 @@ struct DetectParams {
     b_off: u32,
     total: u32,
     row_words: u32,
-    pad: [u32; 2],
+    width: u32,
+    out_width: u32,
 }
 
 /// Size the WGSL `DetectParams` must have (checked by `tests/shaders.rs`).
 pub const DETECT_PARAMS_SIZE: u32 = 48;
 const _: () = assert!(std::mem::size_of::<DetectParams>() == DETECT_PARAMS_SIZE as usize);
 
-/// The compiled detector kernels (one module, five entry points, one layout).
-#[derive(Debug)]
-pub(crate) struct DetectKernels {
-    layout: wgpu::BindGroupLayout,
-    conv0: wgpu::ComputePipeline,
-    depthwise: wgpu::ComputePipeline,
-    pointwise: wgpu::ComputePipeline,
-    pointwise4: wgpu::ComputePipeline,
-    maxpool: wgpu::ComputePipeline,
-}
-
-impl DetectKernels {
-    fn build(d: &wgpu::Device) -> Result<DetectKernels> {
-        let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
-        let layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("veridoc:detect"),
-            entries: &[
-                layout_entry(0, UNIFORM),
-                layout_entry(1, READ),
-                layout_entry(2, WRITE),
-                layout_entry(3, READ),
-                layout_entry(4, READ),
-            ],
-        });
-        let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
-            label: Some("veridoc:detect.wgsl"),
-            source: wgpu::ShaderSource::Wgsl(super::DETECT_WGSL.into()),
-        });
-        let pl = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-            label: Some("veridoc:detect"),
-            bind_group_layouts: &[Some(&layout)],
-            immediate_size: 0,
-        });
-        let pipeline = |entry: &str| {
-            d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(entry),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let k = DetectKernels {
-            conv0: pipeline("conv0_4"),
-            depthwise: pipeline("depthwise4"),
-            pointwise: pipeline("pointwise"),
-            pointwise4: pipeline("pointwise4"),
-            maxpool: pipeline("maxpool"),
-            layout,
-        };
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::ShaderCompile(e.to_string()).into());
-        }
-        Ok(k)
-    }
-}
+/// The detector's entry points, in the order [`Kernel`] indexes them.
+const DETECT_ENTRY_POINTS: [&str; 5] = [
+    "conv0_4",
+    "depthwise4",
+    "pointwise",
+    "pointwise4",
+    "maxpool",
+];
 
 /// Word offsets of one layer's filter and bias in the weight buffer.
 #[derive(Debug, Clone, Copy)]
@@ -169,31 +119,42 @@ struct Stage {
 }
 
 impl GpuDetector {
-    /// The layers for an input of `side` (a multiple of 32), per image.
-    fn stages(&self, side: usize) -> Vec<Stage> {
+    /// The layers for an input of `width x height` (multiples of 32), per image.
+    fn stages(&self, (width, height): (usize, usize)) -> Vec<Stage> {
         let mut v = Vec::with_capacity(3 + 3 * self.blocks.len());
         let u = |x: usize| x as u32;
-        let mk = |side: usize, out_side: usize, cin: usize, cout: usize, pool, act, l: Layer| {
+        // (w, h): input size; (ow, oh): output size
+        let mk = |(w, h): (usize, usize),
+                  (ow, oh): (usize, usize),
+                  cin: usize,
+                  cout: usize,
+                  pool,
+                  act,
+                  l: Layer| {
             DetectParams {
-                side: u(side),
-                out_side: u(out_side),
+                side: u(h),
+                out_side: u(oh),
                 cin: u(cin),
                 cout: u(cout),
                 pool,
                 act,
                 w_off: l.w_off,
                 b_off: l.b_off,
-                total: u(out_side * out_side * cout),
+                total: u(ow * oh * cout),
+                width: u(w),
+                out_width: u(ow),
                 ..Default::default()
             }
         };
-        let mut s = side / 2;
+        let mut s = (width / 2, height / 2);
+        let half = |(w, h): (usize, usize)| (w / 2, h / 2);
+        let area = |(w, h): (usize, usize)| w * h;
         v.push(Stage {
             kernel: Kernel::Conv0,
             src: Buf::Input,
             dst: Buf::Act(0),
-            p: mk(side, s, 3, self.conv0_out, 2, 1, self.conv0),
-            src_len: (side * side * 3) as u64,
+            p: mk((width, height), s, 3, self.conv0_out, 2, 1, self.conv0),
+            src_len: (width * height * 3) as u64,
         });
         let mut cur = 0;
         for b in &self.blocks {
@@ -203,7 +164,7 @@ impl GpuDetector {
                 src: Buf::Act(cur),
                 dst: Buf::Act(1 - cur),
                 p: mk(s, s, c, c, 0, 0, b.depthwise),
-                src_len: (s * s * c) as u64,
+                src_len: (area(s) * c) as u64,
             });
             cur = 1 - cur;
             if b.stride == 2 {
@@ -211,18 +172,18 @@ impl GpuDetector {
                     kernel: Kernel::Pointwise,
                     src: Buf::Act(cur),
                     dst: Buf::Act(1 - cur),
-                    p: mk(s, s / 2, c, co, 2, 1, b.pointwise),
-                    src_len: (s * s * c) as u64,
+                    p: mk(s, half(s), c, co, 2, 1, b.pointwise),
+                    src_len: (area(s) * c) as u64,
                 });
                 cur = 1 - cur;
-                s /= 2;
+                s = half(s);
             } else {
                 v.push(Stage {
                     kernel: Kernel::Pointwise,
                     src: Buf::Act(cur),
                     dst: Buf::Act(1 - cur),
                     p: mk(s, s, c, co, 0, 1, b.pointwise),
-                    src_len: (s * s * c) as u64,
+                    src_len: (area(s) * c) as u64,
                 });
                 cur = 1 - cur;
                 let none = Layer { w_off: 0, b_off: 0 };
@@ -231,7 +192,7 @@ impl GpuDetector {
                     src: Buf::Act(cur),
                     dst: Buf::Act(1 - cur),
                     p: mk(s, s, co, co, 1, 0, none),
-                    src_len: (s * s * co) as u64,
+                    src_len: (area(s) * co) as u64,
                 });
                 cur = 1 - cur;
             }
@@ -245,7 +206,7 @@ impl GpuDetector {
             src: Buf::Act(cur),
             dst: Buf::Head,
             p: mk(s, s, ci, self.head_out, 0, 0, self.head),
-            src_len: (s * s * ci) as u64,
+            src_len: (area(s) * ci) as u64,
         });
         v
     }
@@ -316,11 +277,17 @@ fn check_weights(w: &TinyFaceWeights) -> Result<()> {
 
 impl GpuBackend {
     /// The detector kernels, compiled on first use.
-    fn detect_kernels(&self) -> Result<&DetectKernels> {
+    fn detect_kernels(&self) -> Result<&KernelSet> {
         if let Some(k) = self.detect_kernels.get() {
             return Ok(k);
         }
-        let k = DetectKernels::build(&self.dev.device)?;
+        let k = KernelSet::build(
+            &self.dev.device,
+            "veridoc:detect.wgsl",
+            super::DETECT_WGSL,
+            &[UNIFORM, READ, WRITE, READ, READ],
+            &DETECT_ENTRY_POINTS,
+        )?;
         // A racing thread may have set it first; both are equivalent.
         let _ = self.detect_kernels.set(k);
         self.detect_kernels
@@ -333,15 +300,8 @@ impl GpuBackend {
         self.dev.check_lost()?;
         check_weights(w)?;
         self.detect_kernels()?;
-        let mut all: Vec<f32> = Vec::with_capacity(w.bytes() as usize / 4);
-        let mut put = |v: &[f32]| -> Result<u32> {
-            // every layer starts on a vec4 (`wts4` in the shader)
-            all.resize(all.len().next_multiple_of(4), 0.0);
-            let off = u32::try_from(all.len())
-                .map_err(|_| Error::invalid("detector weights over 2^32 values"))?;
-            all.extend_from_slice(v);
-            Ok(off)
-        };
+        let mut pack = WeightPack::default();
+        let mut put = |v: &[f32]| pack.put(v);
         let conv0 = Layer {
             w_off: put(&w.conv0)?,
             b_off: put(&w.conv0_bias)?,
@@ -366,33 +326,7 @@ impl GpuBackend {
             w_off: put(&w.head)?,
             b_off: put(&w.head_bias)?,
         };
-        all.resize(all.len().next_multiple_of(4).max(4), 0.0);
-        let bytes = all.len() as u64 * 4;
-        if bytes > self.dev.info.max_storage_binding {
-            return Err(GpuError::OverLimit(format!(
-                "detector weights need a {} binding",
-                crate::error::fmt_bytes(bytes)
-            ))
-            .into());
-        }
-        let dev = &self.dev.device;
-        let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let val = dev.push_error_scope(wgpu::ErrorFilter::Validation);
-        let weights = dev.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("veridoc:detector-weights"),
-            size: bytes,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        self.dev
-            .queue
-            .write_buffer(&weights, 0, bytemuck::cast_slice(&all));
-        if let Some(e) = pollster::block_on(val.pop()) {
-            return Err(GpuError::Validation(e.to_string()).into());
-        }
-        if let Some(e) = pollster::block_on(oom.pop()) {
-            return Err(GpuError::OutOfMemory(e.to_string()).into());
-        }
+        let (weights, bytes) = pack.upload(self, "veridoc:detector-weights")?;
         Ok((
             GpuDetector {
                 weights,
@@ -407,22 +341,23 @@ impl GpuBackend {
         ))
     }
 
-    /// Runs the detector on `inputs` (each `side x side x 3` HWC f32); returns each raw head.
+    /// Runs the detector on `inputs` (each `width x height x 3` HWC f32, the same size);
+    /// returns each raw head.
     pub(crate) fn detect(
         &self,
         det: &GpuDetector,
         inputs: &[&[f32]],
-        side: usize,
+        (width, height): (usize, usize),
     ) -> Result<Vec<Vec<f32>>> {
-        if side == 0 || side % 32 != 0 {
+        if width == 0 || height == 0 || width % 32 != 0 || height % 32 != 0 {
             return Err(Error::invalid(format!(
-                "detector input side {side} is not a multiple of 32"
+                "detector input {width}x{height}: sides must be multiples of 32"
             )));
         }
         for x in inputs {
-            if x.len() != side * side * 3 {
+            if x.len() != width * height * 3 {
                 return Err(Error::invalid(format!(
-                    "detector input: {} values for side {side} (need side*side*3)",
+                    "detector input: {} values for {width}x{height} (need w*h*3)",
                     x.len()
                 )));
             }
@@ -432,7 +367,7 @@ impl GpuBackend {
         }
         self.dev.check_lost()?;
         let kernels = self.detect_kernels()?;
-        let stages = det.stages(side);
+        let stages = det.stages((width, height));
         let n = self.detect_chunk(&stages, inputs.len())?;
         let mut heads = Vec::with_capacity(inputs.len());
         for chunk in inputs.chunks(n) {
@@ -489,7 +424,7 @@ impl GpuBackend {
     fn detect_chunk_run(
         &self,
         det: &GpuDetector,
-        k: &DetectKernels,
+        k: &KernelSet,
         stages: &[Stage],
         inputs: &[&[f32]],
     ) -> Result<Vec<Vec<f32>>> {
@@ -497,8 +432,7 @@ impl GpuBackend {
         let dev = &self.dev.device;
         let n = inputs.len();
         let (input_f, act_f, head_f) = buffer_floats(stages);
-        let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let val = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scopes = Scopes::push(dev);
         let get = |label: &str, bytes: u64, usage: U| -> Result<PooledBuffer> {
             self.pool.get(dev, label, bytes, usage, false)
         };
@@ -585,60 +519,29 @@ impl GpuBackend {
                 timestamp_writes: None,
             });
             for ((s, g), &(gx, gy)) in stages.iter().zip(&groups).zip(&grids) {
-                pass.set_pipeline(match s.kernel {
-                    Kernel::Conv0 => &k.conv0,
-                    Kernel::Depthwise => &k.depthwise,
-                    Kernel::Pointwise if s.lanes() == 4 => &k.pointwise4,
-                    Kernel::Pointwise => &k.pointwise,
-                    Kernel::Maxpool => &k.maxpool,
-                });
+                pass.set_pipeline(
+                    &k.pipelines[match s.kernel {
+                        Kernel::Conv0 => 0,
+                        Kernel::Depthwise => 1,
+                        Kernel::Pointwise if s.lanes() == 4 => 3,
+                        Kernel::Pointwise => 2,
+                        Kernel::Maxpool => 4,
+                    }],
+                );
                 pass.set_bind_group(0, g, &[]);
                 pass.dispatch_workgroups(gx, gy, 1);
             }
         }
         let head_bytes = bytes_of(n, head_f);
         enc.copy_buffer_to_buffer(&head.buffer, 0, &down.buffer, 0, head_bytes);
-        let index = q.submit([enc.finish()]);
-        if let Some(e) = pollster::block_on(val.pop()) {
-            return Err(GpuError::Validation(e.to_string()).into());
-        }
-        if let Some(e) = pollster::block_on(oom.pop()) {
-            return Err(GpuError::OutOfMemory(e.to_string()).into());
-        }
-        let (tx, rx) = mpsc::channel();
-        down.buffer
-            .slice(..head_bytes)
-            .map_async(wgpu::MapMode::Read, move |r| {
-                let _ = tx.send(r);
-            });
-        dev.poll(wgpu::PollType::Wait {
-            submission_index: Some(index),
-            timeout: None,
-        })
-        .map_err(|e| GpuError::DeviceLost(e.to_string()))?;
-        self.dev.check_lost()?;
-        match rx.recv() {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(GpuError::BufferMap(format!("detector head: {e}")).into()),
-            Err(_) => return Err(GpuError::BufferMap("map callback dropped".into()).into()),
-        }
-        let heads = {
-            let view = down
-                .buffer
-                .slice(..head_bytes)
-                .get_mapped_range()
-                .map_err(|e| GpuError::BufferMap(e.to_string()))?;
-            let per = head_f as usize * 4;
-            view.chunks_exact(per)
-                .take(n)
-                .map(|img| {
-                    img.chunks_exact(4)
-                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                        .collect()
-                })
-                .collect::<Vec<Vec<f32>>>()
-        };
-        down.buffer.unmap();
+        let heads = self.submit_and_read(
+            enc,
+            scopes,
+            &down.buffer,
+            head_bytes,
+            (n, head_f as usize),
+            "detector head",
+        )?;
         for b in [input, head, down, params] {
             self.pool.recycle(b);
         }
@@ -709,18 +612,18 @@ mod tests {
         }
     }
 
-    /// Largest |gpu - cpu| / (1 + |cpu|) over the heads of `n` random inputs of `side`.
-    fn worst_error(gpu: &GpuBackend, w: &TinyFaceWeights, side: usize, n: usize) -> f32 {
-        let mut r = Rng(0x5eed + side as u64);
-        let inputs: Vec<Vec<f32>> = (0..n).map(|_| r.vec(side * side * 3, 3)).collect();
+    /// Largest |gpu - cpu| / (1 + |cpu|) over the heads of `n` random inputs of `size`.
+    fn worst_error(gpu: &GpuBackend, w: &TinyFaceWeights, size: (usize, usize), n: usize) -> f32 {
+        let mut r = Rng(0x5eed + (size.0 * 7 + size.1) as u64);
+        let inputs: Vec<Vec<f32>> = (0..n).map(|_| r.vec(size.0 * size.1 * 3, 3)).collect();
         let refs: Vec<&[f32]> = inputs.iter().map(|v| &v[..]).collect();
         let (det, bytes) = gpu.upload_detector(w).expect("upload");
         // each layer padded to a vec4: at most 3 words of padding per tensor
         assert!(bytes >= w.bytes() && bytes < w.bytes() + 4 * 4 * 20);
         let t0 = std::time::Instant::now();
-        let heads = gpu.detect(&det, &refs, side).expect("gpu detect");
+        let heads = gpu.detect(&det, &refs, size).expect("gpu detect");
         eprintln!(
-            "gpu detect: {n} x {side}^2 in {:.1?} ({:.1?} per image) on {}",
+            "gpu detect: {n} x {size:?} in {:.1?} ({:.1?} per image) on {}",
             t0.elapsed(),
             t0.elapsed() / n as u32,
             gpu.info().name
@@ -728,7 +631,7 @@ mod tests {
         assert_eq!(heads.len(), n);
         let mut worst = 0f32;
         for (x, g) in inputs.iter().zip(&heads) {
-            let c = crate::cpu::detect::forward(w, x, side).expect("cpu forward");
+            let c = crate::cpu::detect::forward(w, x, size).expect("cpu forward");
             assert_eq!(c.len(), g.len());
             for (a, b) in c.iter().zip(g) {
                 let e = (a - b).abs() / (1.0 + a.abs());
@@ -750,12 +653,16 @@ mod tests {
             return;
         };
         let w = random_weights(7);
-        let e = worst_error(&gpu, &w, 64, 5);
-        eprintln!("side 64: worst relative error {e:e}");
-        assert!(e < TOLERANCE, "{e}");
-        let e = worst_error(&gpu, &w, 416, 9);
-        eprintln!("side 416: worst relative error {e:e}");
-        assert!(e < TOLERANCE, "{e}");
+        for (size, n) in [
+            ((64, 64), 5),
+            ((416, 416), 9),
+            ((96, 160), 3),
+            ((224, 64), 2),
+        ] {
+            let e = worst_error(&gpu, &w, size, n);
+            eprintln!("{size:?}: worst relative error {e:e}");
+            assert!(e < TOLERANCE, "{size:?}: {e}");
+        }
     }
 
     #[test]
@@ -770,10 +677,10 @@ mod tests {
         let w = random_weights(11);
         let stages = {
             let (det, _) = gpu.upload_detector(&w).expect("upload");
-            det.stages(416)
+            det.stages((416, 416))
         };
         assert_eq!(gpu.detect_chunk(&stages, 3).expect("chunk"), 1);
-        let e = worst_error(&gpu, &w, 416, 3);
+        let e = worst_error(&gpu, &w, (416, 416), 3);
         assert!(e < TOLERANCE, "{e}");
         assert!(gpu.memory().peak <= budget);
     }
@@ -785,9 +692,10 @@ mod tests {
         };
         let w = random_weights(3);
         let (det, _) = gpu.upload_detector(&w).expect("upload");
-        assert!(gpu.detect(&det, &[&[0.0; 10]], 416).is_err());
-        assert!(gpu.detect(&det, &[&[0.0; 48]], 4).is_err());
-        assert!(gpu.detect(&det, &[], 416).expect("empty").is_empty());
+        assert!(gpu.detect(&det, &[&[0.0; 10]], (416, 416)).is_err());
+        assert!(gpu.detect(&det, &[&[0.0; 48]], (4, 4)).is_err());
+        assert!(gpu.detect(&det, &[&[0.0; 96 * 64 * 3]], (64, 64)).is_err());
+        assert!(gpu.detect(&det, &[], (416, 416)).expect("empty").is_empty());
         let mut broken = w.clone();
         broken.head.pop();
         assert!(gpu.upload_detector(&broken).is_err());

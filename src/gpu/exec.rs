@@ -370,7 +370,7 @@ impl GpuBackend {
             });
             for (it, (rg, cg)) in chunk.items.iter().zip(rgroups.iter().zip(&cgroups)) {
                 let c = &it.plan.coeffs;
-                pass.set_pipeline(&self.resize_pipeline);
+                pass.set_pipeline(&self.resize.pipelines[0]);
                 pass.set_bind_group(0, rg, &[]);
                 pass.dispatch_workgroups(
                     c.column_count.div_ceil(RESIZE_WG).max(1),
@@ -378,7 +378,7 @@ impl GpuBackend {
                     1,
                 );
                 let (gx, gy) = self.convert_grid(it.words);
-                pass.set_pipeline(&self.convert_pipeline);
+                pass.set_pipeline(&self.convert.pipelines[0]);
                 pass.set_bind_group(0, cg, &[]);
                 pass.dispatch_workgroups(gx, gy, 1);
             }
@@ -617,7 +617,7 @@ impl GpuBackend {
             .device
             .create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("veridoc:resize"),
-                layout: &self.resize_layout,
+                layout: &self.resize.layout,
                 entries: &[
                     bind_entry(0, data, it.rp, 32),
                     bind_entry(1, data, it.img, it.img_len),
@@ -638,7 +638,7 @@ impl GpuBackend {
             .device
             .create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("veridoc:convert"),
-                layout: &self.convert_layout,
+                layout: &self.convert.layout,
                 entries: &[
                     bind_entry(0, data, it.cp, 128),
                     bind_entry(1, tmp, it.tmp, align(it.tmp_len, 4)),

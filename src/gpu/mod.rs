@@ -16,6 +16,7 @@ mod alloc;
 mod detect;
 mod device;
 mod exec;
+mod landmarks;
 pub mod params;
 
 use crate::error::{GpuError, Result};
@@ -28,6 +29,7 @@ pub use alloc::GpuMemoryUsage;
 pub use detect::{GpuDetector, DETECT_PARAMS_SIZE};
 pub use device::{GpuInfo, GpuSelection};
 pub use exec::GpuTimings;
+pub use landmarks::{GpuFaceNet, NET_ENTRY_POINTS, NET_PARAMS_SIZE};
 
 /// The WGSL sources, compiled into the crate.
 pub const RESIZE_WGSL: &str = include_str!("../../shaders/resize.wgsl");
@@ -35,18 +37,81 @@ pub const RESIZE_WGSL: &str = include_str!("../../shaders/resize.wgsl");
 pub const CONVERT_WGSL: &str = include_str!("../../shaders/convert.wgsl");
 /// See [`RESIZE_WGSL`].
 pub const DETECT_WGSL: &str = include_str!("../../shaders/detect.wgsl");
+/// See [`RESIZE_WGSL`].
+pub const LANDMARKS_WGSL: &str = include_str!("../../shaders/landmarks.wgsl");
 
 /// A device with compiled pipelines and a budgeted pool.
 #[derive(Debug)]
 pub(crate) struct GpuBackend {
     dev: device::GpuDevice,
     pool: alloc::BufferPool,
-    resize_layout: wgpu::BindGroupLayout,
-    convert_layout: wgpu::BindGroupLayout,
-    resize_pipeline: wgpu::ComputePipeline,
-    convert_pipeline: wgpu::ComputePipeline,
+    /// `resize.wgsl`'s `vertical`.
+    resize: KernelSet,
+    /// `convert.wgsl`'s `main`.
+    convert: KernelSet,
     /// The detector's kernels, compiled on first use (most engines never detect).
-    detect_kernels: std::sync::OnceLock<detect::DetectKernels>,
+    detect_kernels: std::sync::OnceLock<KernelSet>,
+    /// The face-crop networks' kernels, compiled on first use.
+    net_kernels: std::sync::OnceLock<KernelSet>,
+}
+
+/// A shader module's compute pipelines, all sharing one bind group layout: the one way
+/// pipelines are built (module -> layout -> pipeline layout -> pipelines, inside a
+/// validation scope that turns a compile error into [`GpuError::ShaderCompile`]).
+#[derive(Debug)]
+pub(crate) struct KernelSet {
+    pub(crate) layout: wgpu::BindGroupLayout,
+    /// In the order of the entry points asked for.
+    pub(crate) pipelines: Vec<wgpu::ComputePipeline>,
+}
+
+impl KernelSet {
+    /// Compiles `src` and builds one pipeline per entry point over a layout of `bindings`
+    /// (binding `i` of type `bindings[i]`, compute stage).
+    pub(crate) fn build(
+        d: &wgpu::Device,
+        label: &str,
+        src: &str,
+        bindings: &[wgpu::BufferBindingType],
+        entries: &[&str],
+    ) -> Result<KernelSet> {
+        let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
+        let layout_entries: Vec<wgpu::BindGroupLayoutEntry> = bindings
+            .iter()
+            .enumerate()
+            .map(|(i, ty)| layout_entry(i as u32, *ty))
+            .collect();
+        let layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some(label),
+            entries: &layout_entries,
+        });
+        let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
+            label: Some(label),
+            source: wgpu::ShaderSource::Wgsl(src.into()),
+        });
+        let pl = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some(label),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let pipelines = entries
+            .iter()
+            .map(|entry| {
+                d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                    label: Some(entry),
+                    layout: Some(&pl),
+                    module: &module,
+                    entry_point: Some(entry),
+                    compilation_options: Default::default(),
+                    cache: None,
+                })
+            })
+            .collect();
+        if let Some(e) = pollster::block_on(scope.pop()) {
+            return Err(GpuError::ShaderCompile(format!("{label}: {e}")).into());
+        }
+        Ok(KernelSet { layout, pipelines })
+    }
 }
 
 /// A bind-group entry for `size` bytes of `buffer` at `offset` (at least 4: WGSL bindings
@@ -84,7 +149,129 @@ const UNIFORM: wgpu::BufferBindingType = wgpu::BufferBindingType::Uniform;
 const READ: wgpu::BufferBindingType = wgpu::BufferBindingType::Storage { read_only: true };
 const WRITE: wgpu::BufferBindingType = wgpu::BufferBindingType::Storage { read_only: false };
 
+/// A network's filters and biases packed into one storage buffer: each tensor starts on a
+/// vec4 boundary (the shaders read them as `array<vec4<f32>>` too), its word offset is
+/// returned by [`WeightPack::put`].
+#[derive(Debug, Default)]
+pub(crate) struct WeightPack {
+    words: Vec<f32>,
+}
+
+impl WeightPack {
+    pub(crate) fn put(&mut self, v: &[f32]) -> Result<u32> {
+        self.words.resize(self.words.len().next_multiple_of(4), 0.0);
+        let off = u32::try_from(self.words.len())
+            .map_err(|_| crate::Error::invalid("network weights over 2^32 values"))?;
+        self.words.extend_from_slice(v);
+        Ok(off)
+    }
+
+    /// Uploads the pack as `label`; returns the buffer and its bytes.
+    pub(crate) fn upload(mut self, gpu: &GpuBackend, label: &str) -> Result<(wgpu::Buffer, u64)> {
+        self.words
+            .resize(self.words.len().next_multiple_of(4).max(4), 0.0);
+        let bytes = self.words.len() as u64 * 4;
+        if bytes > gpu.dev.info.max_storage_binding {
+            return Err(GpuError::OverLimit(format!(
+                "{label} needs a {} binding",
+                crate::error::fmt_bytes(bytes)
+            ))
+            .into());
+        }
+        let dev = &gpu.dev.device;
+        let scopes = Scopes::push(dev);
+        let buffer = dev.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        gpu.dev
+            .queue
+            .write_buffer(&buffer, 0, bytemuck::cast_slice(&self.words));
+        scopes.pop()?;
+        Ok((buffer, bytes))
+    }
+}
+
+/// The two error scopes a submission runs under (pushed in this order: out-of-memory,
+/// then validation).
+pub(crate) struct Scopes {
+    pub(crate) oom: wgpu::ErrorScopeGuard,
+    pub(crate) val: wgpu::ErrorScopeGuard,
+}
+
+impl Scopes {
+    pub(crate) fn push(d: &wgpu::Device) -> Scopes {
+        Scopes {
+            oom: d.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
+            val: d.push_error_scope(wgpu::ErrorFilter::Validation),
+        }
+    }
+
+    /// Pops both (validation first), turning a caught error into a typed one.
+    pub(crate) fn pop(self) -> Result<()> {
+        if let Some(e) = pollster::block_on(self.val.pop()) {
+            return Err(GpuError::Validation(e.to_string()).into());
+        }
+        if let Some(e) = pollster::block_on(self.oom.pop()) {
+            return Err(GpuError::OutOfMemory(e.to_string()).into());
+        }
+        Ok(())
+    }
+}
+
 impl GpuBackend {
+    /// Submits `enc` (which ends by copying `bytes` of results into the mappable `down`),
+    /// checks `scopes`, waits for the GPU, and reads `n` records of `per` f32 each (in the
+    /// order map, poll, view, drop the view, unmap). `what` names the results in errors.
+    pub(crate) fn submit_and_read(
+        &self,
+        enc: wgpu::CommandEncoder,
+        scopes: Scopes,
+        down: &wgpu::Buffer,
+        bytes: u64,
+        (n, per): (usize, usize),
+        what: &str,
+    ) -> Result<Vec<Vec<f32>>> {
+        let index = self.dev.queue.submit([enc.finish()]);
+        scopes.pop()?;
+        let (tx, rx) = std::sync::mpsc::channel();
+        down.slice(..bytes)
+            .map_async(wgpu::MapMode::Read, move |r| {
+                let _ = tx.send(r);
+            });
+        self.dev
+            .device
+            .poll(wgpu::PollType::Wait {
+                submission_index: Some(index),
+                timeout: None,
+            })
+            .map_err(|e| GpuError::DeviceLost(e.to_string()))?;
+        self.dev.check_lost()?;
+        match rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(GpuError::BufferMap(format!("{what}: {e}")).into()),
+            Err(_) => return Err(GpuError::BufferMap("map callback dropped".into()).into()),
+        }
+        let out = {
+            let view = down
+                .slice(..bytes)
+                .get_mapped_range()
+                .map_err(|e| GpuError::BufferMap(e.to_string()))?;
+            view.chunks_exact((per * 4).max(4))
+                .take(n)
+                .map(|rec| {
+                    rec.chunks_exact(4)
+                        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                        .collect()
+                })
+                .collect::<Vec<Vec<f32>>>()
+        };
+        down.unmap();
+        Ok(out)
+    }
+
     /// Opens the selected adapter and builds the pipelines; `Ok(None)` when there is none and
     /// the selection allows it.
     pub(crate) fn new(sel: &GpuSelection, budget: Option<u64>) -> Result<Option<GpuBackend>> {
@@ -93,68 +280,27 @@ impl GpuBackend {
         };
         let limit = budget.unwrap_or_else(|| alloc::default_budget(&dev.info));
         let d = &dev.device;
-        let scope = d.push_error_scope(wgpu::ErrorFilter::Validation);
-        let resize_layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("veridoc:resize"),
-            entries: &[
-                layout_entry(0, UNIFORM),
-                layout_entry(1, READ),
-                layout_entry(2, WRITE),
-                layout_entry(3, READ),
-            ],
-        });
-        let convert_layout = d.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-            label: Some("veridoc:convert"),
-            entries: &[
-                layout_entry(0, UNIFORM),
-                layout_entry(1, READ),
-                layout_entry(2, WRITE),
-                layout_entry(3, READ),
-                layout_entry(4, READ),
-            ],
-        });
-        let pipeline = |name: &str, src: &str, layout: &wgpu::BindGroupLayout, entry: &str| {
-            let module = d.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(name),
-                source: wgpu::ShaderSource::Wgsl(src.into()),
-            });
-            let pl = d.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some(name),
-                bind_group_layouts: &[Some(layout)],
-                immediate_size: 0,
-            });
-            d.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(name),
-                layout: Some(&pl),
-                module: &module,
-                entry_point: Some(entry),
-                compilation_options: Default::default(),
-                cache: None,
-            })
-        };
-        let resize_pipeline = pipeline(
+        let resize = KernelSet::build(
+            d,
             "veridoc:resize.wgsl",
             RESIZE_WGSL,
-            &resize_layout,
-            "vertical",
-        );
-        let convert_pipeline = pipeline(
+            &[UNIFORM, READ, WRITE, READ],
+            &["vertical"],
+        )?;
+        let convert = KernelSet::build(
+            d,
             "veridoc:convert.wgsl",
             CONVERT_WGSL,
-            &convert_layout,
-            "main",
-        );
-        if let Some(e) = pollster::block_on(scope.pop()) {
-            return Err(GpuError::ShaderCompile(e.to_string()).into());
-        }
+            &[UNIFORM, READ, WRITE, READ, READ],
+            &["main"],
+        )?;
         Ok(Some(GpuBackend {
             dev,
             pool: alloc::BufferPool::new(limit),
-            resize_layout,
-            convert_layout,
-            resize_pipeline,
-            convert_pipeline,
+            resize,
+            convert,
             detect_kernels: std::sync::OnceLock::new(),
+            net_kernels: std::sync::OnceLock::new(),
         }))
     }
 

@@ -116,6 +116,20 @@ pub struct Decision {
     pub reason: Reason,
 }
 
+impl Decision {
+    /// A decision without predictions: a fixed path (a policy, the caller's request, a
+    /// fully cached batch, a fallback).
+    pub fn fixed(placement: Placement, reason: Reason) -> Decision {
+        Decision {
+            placement,
+            predicted_cpu: None,
+            predicted_gpu: None,
+            predicted_split: None,
+            reason,
+        }
+    }
+}
+
 impl std::fmt::Display for Decision {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let ms = |v: Option<f64>| v.map_or("-".into(), |s| format!("{:.1} ms", s * 1e3));

@@ -126,47 +126,68 @@ pub struct Colour {
     pub cast: f64,
 }
 
-/// Colour statistics, sampling every `step`-th pixel (1 = all).
-pub fn colour(f: &Frame, step: usize) -> Colour {
-    let (mut n, mut s_rg, mut s_yb, mut s2_rg, mut s2_yb) = (0f64, 0f64, 0f64, 0f64, 0f64);
-    let mut sums = [0f64; 3];
-    for p in f.as_bytes().chunks_exact(3).step_by(step.max(1)) {
+/// Running sums for Hasler & Süsstrunk colourfulness and the gray-world cast.
+#[derive(Debug, Clone, Copy, Default)]
+struct ColourSums {
+    n: f64,
+    rg: f64,
+    yb: f64,
+    rg2: f64,
+    yb2: f64,
+    rgb: [f64; 3],
+}
+
+impl ColourSums {
+    fn add(&mut self, p: &[u8]) {
         let (r, g, b) = (p[0] as f64, p[1] as f64, p[2] as f64);
         let rg = r - g;
         let yb = 0.5 * (r + g) - b;
-        s_rg += rg;
-        s_yb += yb;
-        s2_rg += rg * rg;
-        s2_yb += yb * yb;
-        sums[0] += r;
-        sums[1] += g;
-        sums[2] += b;
-        n += 1.0;
+        self.n += 1.0;
+        self.rg += rg;
+        self.yb += yb;
+        self.rg2 += rg * rg;
+        self.yb2 += yb * yb;
+        self.rgb[0] += r;
+        self.rgb[1] += g;
+        self.rgb[2] += b;
     }
-    if n == 0.0 {
-        return Colour {
-            colourfulness: 0.0,
-            cast: 0.0,
-        };
+
+    fn colourfulness(&self) -> f64 {
+        if self.n == 0.0 {
+            return 0.0;
+        }
+        let (m_rg, m_yb) = (self.rg / self.n, self.yb / self.n);
+        let sd_rg = (self.rg2 / self.n - m_rg * m_rg).max(0.0).sqrt();
+        let sd_yb = (self.yb2 / self.n - m_yb * m_yb).max(0.0).sqrt();
+        (sd_rg * sd_rg + sd_yb * sd_yb).sqrt() + 0.3 * (m_rg * m_rg + m_yb * m_yb).sqrt()
     }
-    let (m_rg, m_yb) = (s_rg / n, s_yb / n);
-    let sd_rg = (s2_rg / n - m_rg * m_rg).max(0.0).sqrt();
-    let sd_yb = (s2_yb / n - m_yb * m_yb).max(0.0).sqrt();
-    let colourfulness =
-        (sd_rg * sd_rg + sd_yb * sd_yb).sqrt() + 0.3 * (m_rg * m_rg + m_yb * m_yb).sqrt();
-    let means = sums.map(|s| s / n);
-    let grey = (means[0] + means[1] + means[2]) / 3.0;
-    let cast = if grey < 1.0 {
-        0.0
-    } else {
-        means
-            .iter()
-            .map(|m| (m - grey).abs() / grey)
-            .fold(0.0, f64::max)
-    };
+
+    fn cast(&self) -> f64 {
+        if self.n == 0.0 {
+            return 0.0;
+        }
+        let means = self.rgb.map(|s| s / self.n);
+        let grey = (means[0] + means[1] + means[2]) / 3.0;
+        if grey < 1.0 {
+            0.0
+        } else {
+            means
+                .iter()
+                .map(|m| (m - grey).abs() / grey)
+                .fold(0.0, f64::max)
+        }
+    }
+}
+
+/// Colour statistics, sampling every `step`-th pixel (1 = all).
+pub fn colour(f: &Frame, step: usize) -> Colour {
+    let mut c = ColourSums::default();
+    for p in f.as_bytes().chunks_exact(3).step_by(step.max(1)) {
+        c.add(p);
+    }
     Colour {
-        colourfulness,
-        cast,
+        colourfulness: c.colourfulness(),
+        cast: c.cast(),
     }
 }
 
@@ -217,6 +238,117 @@ pub fn background(l: &Luma, face: &Face) -> Option<Background> {
         std: var.sqrt() / 255.0,
         mean: mean / 255.0,
         coverage: n as f64 / (l.width * l.height) as f64,
+    })
+}
+
+/// Luma statistics of a set of rectangles (`[x, y, w, h]`, clipped to the plane; overlaps
+/// counted once per rectangle): mean and spread, and the texture (mean gradient magnitude).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct RegionStats {
+    /// Mean luma, 0..1.
+    pub mean: f64,
+    /// Standard deviation of luma, 0..1.
+    pub std: f64,
+    /// Mean gradient magnitude, 0..1 per pixel: central differences over 2 pixels on each
+    /// axis (`(v[x+2] - v[x-2]) / 4`), which smooths single-pixel JPEG noise; patterns and
+    /// edges raise it, smooth illumination falloff hardly does.
+    pub texture: f64,
+    /// Fraction of the plane the rectangles cover.
+    pub coverage: f64,
+}
+
+/// Statistics over `rects` of `l`; `None` when they hold fewer than `min_fraction` of the
+/// plane's pixels.
+pub fn region_stats(l: &Luma, rects: &[[f32; 4]], min_fraction: f64) -> Option<RegionStats> {
+    let (w, h) = (l.width, l.height);
+    let (mut n, mut s, mut s2, mut g, mut gn) = (0u64, 0f64, 0f64, 0f64, 0u64);
+    let at = |x: usize, y: usize| l.data[y * w + x] as f64;
+    for r in rects {
+        let x0 = (r[0].max(0.0) as usize).min(w);
+        let y0 = (r[1].max(0.0) as usize).min(h);
+        let x1 = ((r[0] + r[2]).max(0.0) as usize).min(w);
+        let y1 = ((r[1] + r[3]).max(0.0) as usize).min(h);
+        for y in y0..y1 {
+            for x in x0..x1 {
+                let v = at(x, y);
+                n += 1;
+                s += v;
+                s2 += v * v;
+                if x >= x0 + 2 && x + 2 < x1 && y >= y0 + 2 && y + 2 < y1 {
+                    let gx = (at(x + 2, y) - at(x - 2, y)) / 4.0;
+                    let gy = (at(x, y + 2) - at(x, y - 2)) / 4.0;
+                    g += (gx * gx + gy * gy).sqrt();
+                    gn += 1;
+                }
+            }
+        }
+    }
+    let total = (w * h).max(1) as f64;
+    if n == 0 || (n as f64) < min_fraction * total {
+        return None;
+    }
+    let mean = s / n as f64;
+    Some(RegionStats {
+        mean: mean / 255.0,
+        std: (s2 / n as f64 - mean * mean).max(0.0).sqrt() / 255.0,
+        texture: if gn > 0 { g / gn as f64 / 255.0 } else { 0.0 },
+        coverage: n as f64 / total,
+    })
+}
+
+/// Lighting on the face: mean luma of each half (split by the nose axis), clipped
+/// fractions, colourfulness of the face's pixels.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct FaceLight {
+    /// Mean luma of the face, 0..1.
+    pub mean: f64,
+    /// Darker half's mean luma over the brighter half's (1 for even light).
+    pub balance: f64,
+    /// Fraction of face pixels at or above [`HIGHLIGHT`] (hot spots).
+    pub highlights: f64,
+    /// Fraction of face pixels at or below [`SHADOW`].
+    pub shadows: f64,
+    /// Colourfulness of the face's pixels (Hasler & Süsstrunk; 0 for grayscale).
+    pub colourfulness: f64,
+}
+
+/// Face lighting over the masked pixels of `frame` / `luma`.
+pub fn face_light(frame: &Frame, l: &Luma, mask: &super::measure::FaceMask) -> Option<FaceLight> {
+    let px = frame.as_bytes();
+    let (mut n, mut s, mut hi, mut lo) = (0u64, 0f64, 0u64, 0u64);
+    let (mut nl, mut sl, mut nr, mut sr) = (0u64, 0f64, 0u64, 0f64);
+    let mut colour = ColourSums::default();
+    mask.for_each(|x, y, left| {
+        let v = l.data[y * l.width + x];
+        n += 1;
+        s += v as f64;
+        hi += (v >= HIGHLIGHT) as u64;
+        lo += (v <= SHADOW) as u64;
+        if left {
+            nl += 1;
+            sl += v as f64;
+        } else {
+            nr += 1;
+            sr += v as f64;
+        }
+        let o = (y * l.width + x) * 3;
+        colour.add(&px[o..o + 3]);
+    });
+    if n == 0 || nl == 0 || nr == 0 {
+        return None;
+    }
+    let nf = n as f64;
+    let (ml, mr) = (sl / nl as f64, sr / nr as f64);
+    Some(FaceLight {
+        mean: s / nf / 255.0,
+        balance: if ml.max(mr) > 0.0 {
+            ml.min(mr) / ml.max(mr)
+        } else {
+            1.0
+        },
+        highlights: hi as f64 / nf,
+        shadows: lo as f64 / nf,
+        colourfulness: colour.colourfulness(),
     })
 }
 
@@ -273,6 +405,19 @@ mod tests {
         let red = Frame::from_fn(16, 16, |_, _| [200, 100, 100]);
         let c = colour(&red, 1);
         assert!(c.cast > 0.4 && c.colourfulness > 30.0, "{c:?}");
+    }
+
+    #[test]
+    fn region_stats_tell_a_plain_region_from_a_pattern() {
+        let plain = plane(64, 64, |x, _| 200 + (x / 16) as u8);
+        let striped = plane(64, 64, |x, _| if (x / 3) % 2 == 0 { 60 } else { 200 });
+        let all = [[0.0, 0.0, 64.0, 64.0]];
+        let p = region_stats(&plain, &all, 0.0).unwrap();
+        let s = region_stats(&striped, &all, 0.0).unwrap();
+        assert!(p.texture < 0.01 && p.std < 0.01, "{p:?}");
+        assert!(s.texture > 0.05 && s.std > 0.2, "{s:?}");
+        assert!((p.coverage - 1.0).abs() < 1e-9);
+        assert!(region_stats(&plain, &[[0.0, 0.0, 4.0, 4.0]], 0.02).is_none());
     }
 
     #[test]

@@ -1,48 +1,69 @@
-//! Photo verification: decode, detect faces, run the quality checks of a [`Profile`], report.
+//! Photo verification: decode, search for faces, measure the subject's face (68 landmarks,
+//! expression), run the checks of a [`Profile`], report.
 //!
 //! ```no_run
 //! use veridoc::{Engine, Input};
 //! use veridoc::verify::{Profile, VerifyOptions};
 //!
 //! let engine = Engine::builder().build()?;
-//! engine.register_face_model("fixtures/models/tiny_face_detector_model-weights_manifest.json");
+//! engine.register_face_models("fixtures/models"); // detector, landmarks, expression
 //! let out = engine.verify(&VerifyOptions::new(Profile::passport()), &[Input::path("photo.jpg")])?;
 //! println!("{}", serde_json::to_string_pretty(&out.reports[0]).unwrap());
 //! # Ok::<(), veridoc::Error>(())
 //! ```
 //!
-//! Per photo: the photo is decoded once, with shrink-on-load to an analysis image whose
-//! longer side is at least [`ANALYSIS_MIN_SIDE`]; the detector's 416x416 input is made from
-//! it by the engine's preprocessing ([`crate::detect::detector_pipeline`]) on the chosen
-//! path; TinyFaceDetector runs on the same path; the checks run on the CPU over the analysis
-//! image (they cost ~3 ms per photo on the dev machine, less than a round trip to the GPU).
+//! A [`Verifier`] is verification as a client of the engine: it holds the models and the
+//! profile, and per chunk of photos it
+//!
+//! 1. decodes each photo once, with shrink-on-load to an analysis image whose longer side
+//!    is at least [`ANALYSIS_MIN_SIDE`];
+//! 2. asks the scheduler where the chunk runs (one typed [`crate::Decision`] per chunk);
+//! 3. runs the face search's coarse passes ([`crate::detect::Pass`]: face-api's letterbox,
+//!    and a zoomed-out portrait pass) for every photo in one batch;
+//! 4. runs the landmark and expression networks on the largest face of each photo;
+//! 5. judges every check on the CPU ([`judge`]);
+//! 6. where the verdict could still be "accepted", runs the fine pass (the photo at the
+//!    scale that resolves the smallest face to find) and counts its faces; elsewhere the
+//!    search stops and the report says its face count is a lower bound.
+//!
+//! Networks and preprocessing run on the decided path (CPU or GPU, batched per stage);
+//! the checks always run on the CPU over the analysis image.
 
+pub mod annotate;
 pub mod checks;
+mod judge;
+pub mod measure;
 mod profile;
 mod report;
+mod search;
 
+use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
-use crate::cache::ModelSource;
 use crate::decode::{self, DecodeInfo};
-use crate::detect::{self, Face, TinyFaceWeights, TINY_FACE_MODEL};
+use crate::detect::{self, Detection, Face, TinyFaceWeights, TINY_FACE_MODEL};
 use crate::engine::Engine;
 use crate::error::{Error, ErrorKind, Result};
 use crate::frame::Frame;
 use crate::geometry::Geometry;
 use crate::input::Input;
+use crate::landmarks::{FaceNetWeights, EXPRESSION_MODEL, LANDMARK_MODEL};
+use crate::model::ModelSource;
 use crate::plan::ValueLut;
-use crate::scheduler::Placement;
+use crate::scheduler::{Decision, Placement, Reason};
 use crate::spec::{ChannelOrder, DType, DecodeOptions, Layout, Pipeline};
 use crate::tensor::Tensor;
 
-use checks::{Luma, FACE_SHARPNESS_HEIGHT, SHARPNESS_SIDE};
+use checks::Luma;
+pub use judge::{check_spec, CheckSpec, CHECKS};
+pub use measure::{CrownSource, Pose, Rect, Subject};
 pub use profile::{Profile, Range};
 pub use report::{
-    Check, CheckStatus, PhotoReport, StageTimes, Verdict, VerifyOutput, VerifySummary,
+    Check, CheckStatus, ChunkDecision, PhotoReport, StageTimes, Verdict, VerifyOutput,
+    VerifySummary, REPORT_SCHEMA,
 };
 
 /// The analysis image's longer side is at least this (shrink-on-load stops before going
@@ -51,9 +72,32 @@ pub use report::{
 /// the dev machine).
 pub const ANALYSIS_MIN_SIDE: u32 = 960;
 
-/// Photos processed together: bounds memory (each holds ~2.5 MB of analysis image and a
-/// 2 MB detector input) while giving the GPU batches to amortize its submissions.
+/// Photos processed together: bounds memory (each holds ~2.5 MB of analysis image and
+/// ~4 MB of detector inputs) while giving the GPU batches to amortize its submissions.
 pub const VERIFY_CHUNK: usize = 32;
+
+/// Checks that need the 68-point landmark model.
+const LANDMARK_CHECKS: &[&str] = &[
+    "inter_eye_distance",
+    "eye_line",
+    "eye_center_x",
+    "head_height",
+    "head_width",
+    "head_inside",
+    "roll",
+    "yaw",
+    "pitch",
+    "eyes_open",
+    "mouth_closed",
+    "illumination_balance",
+    "face_brightness",
+    "face_highlights",
+    "face_shadows",
+    "colourfulness",
+    "background_uniformity",
+    "background_texture",
+    "background_brightness",
+];
 
 /// What to verify against and where.
 #[derive(Debug, Clone)]
@@ -96,23 +140,43 @@ impl VerifyOptions {
     }
 }
 
-/// A decoded photo ready for detection.
+/// The models a verifier runs.
+#[derive(Debug)]
+struct Models {
+    detector: TinyFaceWeights,
+    landmarks: Option<FaceNetWeights>,
+    expression: Option<FaceNetWeights>,
+    /// Content hash of every model's weights (part of the result cache's key).
+    fingerprint: [u8; 32],
+}
+
+/// Verification over an engine: the models and the profile, loaded and checked once.
+#[derive(Debug)]
+pub struct Verifier<'e> {
+    engine: &'e Engine,
+    opts: VerifyOptions,
+    models: Models,
+}
+
+/// A decoded photo ready for the search.
 struct Analysed {
     frame: Frame,
     info: Option<DecodeInfo>,
     decode: Duration,
 }
 
-/// An analysed photo through the detector: preprocessing time, raw heads, detector time.
-type Staged = (Analysed, Duration, Vec<f32>, Duration);
+impl Analysed {
+    fn photo_size(&self) -> (u32, u32) {
+        self.info
+            .map_or((self.frame.width(), self.frame.height()), |i| i.original)
+    }
+}
 
-/// The face detections of one photo, in photo pixels.
-#[derive(Debug, Clone)]
-pub struct Detection {
-    /// Faces, best first.
-    pub faces: Vec<Face>,
-    /// Full-resolution photo size (after orientation).
-    pub size: (u32, u32),
+fn hash_weights(h: &mut blake3::Hasher, m: &crate::model::Model) {
+    for t in &m.tensors {
+        h.update(t.name.as_bytes());
+        h.update(bytemuck::cast_slice(&t.data[..]));
+    }
 }
 
 impl Engine {
@@ -127,13 +191,321 @@ impl Engine {
         );
     }
 
-    fn face_weights(&self) -> Result<TinyFaceWeights> {
-        let m = self.models().get(TINY_FACE_MODEL).map_err(|e| {
+    /// Registers face-api's 68-point landmark network (`face_landmark_68_model`, or the
+    /// tiny one) under [`LANDMARK_MODEL`].
+    pub fn register_landmark_model(&self, manifest: impl Into<std::path::PathBuf>) {
+        self.models().register(
+            LANDMARK_MODEL,
+            ModelSource::TfjsFiles {
+                manifest: manifest.into(),
+            },
+        );
+    }
+
+    /// Registers face-api's expression network under [`EXPRESSION_MODEL`].
+    pub fn register_expression_model(&self, manifest: impl Into<std::path::PathBuf>) {
+        self.models().register(
+            EXPRESSION_MODEL,
+            ModelSource::TfjsFiles {
+                manifest: manifest.into(),
+            },
+        );
+    }
+
+    /// Registers every face-api model found in `dir` under its published file name
+    /// (`tiny_face_detector_model`, `face_landmark_68_model`, `face_expression_model`);
+    /// returns the names registered.
+    pub fn register_face_models(&self, dir: impl AsRef<Path>) -> Vec<&'static str> {
+        let dir = dir.as_ref();
+        let mut done = Vec::new();
+        let m = |f: &str| dir.join(format!("{f}-weights_manifest.json"));
+        if m("tiny_face_detector_model").is_file() {
+            self.register_face_model(m("tiny_face_detector_model"));
+            done.push(TINY_FACE_MODEL);
+        }
+        if m("face_landmark_68_model").is_file() {
+            self.register_landmark_model(m("face_landmark_68_model"));
+            done.push(LANDMARK_MODEL);
+        }
+        if m("face_expression_model").is_file() {
+            self.register_expression_model(m("face_expression_model"));
+            done.push(EXPRESSION_MODEL);
+        }
+        done
+    }
+
+    fn model_or(&self, name: &str, register: &str) -> Result<Arc<crate::model::Model>> {
+        self.models().get(name).map_err(|e| {
             Error::new(ErrorKind::Model(format!(
-                "face detector unavailable ({e}); register it with Engine::register_face_model"
+                "{name} unavailable ({e}); register it with Engine::{register}"
             )))
+        })
+    }
+
+    /// A verifier for `opts`: loads and checks the models the profile needs.
+    ///
+    /// # Errors
+    /// `InvalidSpec` for an invalid profile; `Model` when a model the profile needs is not
+    /// registered or malformed.
+    pub fn verifier(&self, opts: VerifyOptions) -> Result<Verifier<'_>> {
+        opts.profile.validate()?;
+        let needs_landmarks = LANDMARK_CHECKS
+            .iter()
+            .any(|c| opts.profile.range(c).is_some());
+        let needs_expression = opts.profile.range("expression_neutral").is_some();
+        Verifier::load(
+            self,
+            opts,
+            needs_landmarks || needs_expression,
+            needs_expression,
+        )
+    }
+
+    /// Detects faces in each input on `placement` (`None`: the scheduler's choice) with
+    /// every pass of the face search. One result per input, in order; a bad input fails
+    /// alone.
+    ///
+    /// # Errors
+    /// `Model` when the face model is not registered or malformed.
+    pub fn detect_faces(
+        &self,
+        inputs: &[Input],
+        placement: Option<Placement>,
+        cfg: &detect::DetectorConfig,
+    ) -> Result<Vec<Result<Detection>>> {
+        let mut profile = Profile::passport();
+        profile.detector = *cfg;
+        let mut opts = VerifyOptions::new(profile);
+        opts.placement = placement;
+        let v = Verifier::load(self, opts, false, false)?;
+        Ok(v.detect(inputs))
+    }
+
+    /// Verifies each input against `opts.profile`. One report per input, in order: a photo
+    /// that cannot be read gets a report with verdict `error`, and the rest go on.
+    ///
+    /// # Errors
+    /// As [`Engine::verifier`].
+    pub fn verify(&self, opts: &VerifyOptions, inputs: &[Input]) -> Result<VerifyOutput> {
+        Ok(self.verifier(opts.clone())?.verify(inputs))
+    }
+
+    /// [`Engine::verify`], calling `progress(done)` after each chunk of photos.
+    ///
+    /// # Errors
+    /// As [`Engine::verifier`].
+    pub fn verify_with_progress(
+        &self,
+        opts: &VerifyOptions,
+        inputs: &[Input],
+        progress: impl FnMut(usize),
+    ) -> Result<VerifyOutput> {
+        Ok(self
+            .verifier(opts.clone())?
+            .verify_with_progress(inputs, progress))
+    }
+
+    /// The face detector resident on the GPU (the model cache's GPU tier): a hit is a map
+    /// lookup; a miss loads the host copy (from the disk tier or the source files) and
+    /// uploads it. Use it to warm the GPU before the first batch.
+    ///
+    /// # Errors
+    /// `Gpu` without a GPU; `Model` when the model is not registered or malformed.
+    #[cfg(feature = "gpu")]
+    pub fn gpu_face_model(&self) -> Result<Arc<crate::gpu::GpuDetector>> {
+        let gpu = self.gpu_backend().ok_or_else(|| {
+            Error::from(crate::GpuError::NoAdapter("no gpu in this engine".into()))
         })?;
-        TinyFaceWeights::from_model(&m)
+        self.models().get_gpu(TINY_FACE_MODEL, |m| {
+            gpu.upload_detector(&TinyFaceWeights::from_model(m)?)
+        })
+    }
+}
+
+impl Engine {
+    /// A face-crop network (`LANDMARK_MODEL` or `EXPRESSION_MODEL`) resident on the GPU,
+    /// through the model cache's GPU tier as the detector.
+    #[cfg(feature = "gpu")]
+    pub(crate) fn gpu_face_net(
+        &self,
+        name: &str,
+        outputs: usize,
+    ) -> Result<Arc<crate::gpu::GpuFaceNet>> {
+        let gpu = self.gpu_backend().ok_or_else(|| {
+            Error::from(crate::GpuError::NoAdapter("no gpu in this engine".into()))
+        })?;
+        self.models().get_gpu(name, |m| {
+            gpu.upload_face_net(&FaceNetWeights::from_model(m, outputs)?)
+        })
+    }
+}
+
+impl<'e> Verifier<'e> {
+    fn load(
+        engine: &'e Engine,
+        opts: VerifyOptions,
+        landmarks: bool,
+        expression: bool,
+    ) -> Result<Verifier<'e>> {
+        let det = engine.model_or(TINY_FACE_MODEL, "register_face_model")?;
+        let mut h = blake3::Hasher::new();
+        h.update(b"veridoc.models.v1\0");
+        hash_weights(&mut h, &det);
+        let detector = TinyFaceWeights::from_model(&det)?;
+        let lm = if landmarks {
+            let m = engine.model_or(LANDMARK_MODEL, "register_landmark_model")?;
+            hash_weights(&mut h, &m);
+            Some(FaceNetWeights::from_model(
+                &m,
+                2 * crate::landmarks::POINTS,
+            )?)
+        } else {
+            None
+        };
+        let ex = if expression {
+            let m = engine.model_or(EXPRESSION_MODEL, "register_expression_model")?;
+            hash_weights(&mut h, &m);
+            Some(FaceNetWeights::from_model(
+                &m,
+                crate::landmarks::EXPRESSIONS.len(),
+            )?)
+        } else {
+            None
+        };
+        Ok(Verifier {
+            engine,
+            opts,
+            models: Models {
+                detector,
+                landmarks: lm,
+                expression: ex,
+                fingerprint: *h.finalize().as_bytes(),
+            },
+        })
+    }
+
+    /// Landmarks and expression of each of `faces` (boxes in `frame`'s pixels), on the
+    /// verifier's placement (the CPU when none was requested), as verification computes
+    /// them for its subject.
+    ///
+    /// # Errors
+    /// `Model` without the landmark model; the first per-face error otherwise.
+    pub fn measure_faces(
+        &self,
+        frame: &Frame,
+        faces: &[Face],
+    ) -> Result<
+        Vec<(
+            crate::landmarks::Landmarks,
+            Option<crate::landmarks::Expression>,
+        )>,
+    > {
+        if self.models.landmarks.is_none() {
+            return Err(Error::new(ErrorKind::Model(
+                "the landmark model is not loaded (profile without landmark checks?)".into(),
+            )));
+        }
+        let frames: Vec<&Frame> = faces.iter().map(|_| frame).collect();
+        let boxes: Vec<Option<Face>> = faces.iter().copied().map(Some).collect();
+        let on = self.opts.placement.unwrap_or(Placement::Cpu);
+        self.run_face_nets(&frames, &boxes, on)
+            .results
+            .into_iter()
+            .map(|r| r.and_then(|o| o.ok_or_else(|| Error::invalid("face outside the image"))))
+            .collect()
+    }
+
+    /// The profile.
+    pub fn profile(&self) -> &Profile {
+        &self.opts.profile
+    }
+
+    /// Verifies each input. One report per input, in order.
+    pub fn verify(&self, inputs: &[Input]) -> VerifyOutput {
+        self.verify_with_progress(inputs, |_| {})
+    }
+
+    /// [`Verifier::verify`], calling `progress(done)` after each chunk of photos.
+    pub fn verify_with_progress(
+        &self,
+        inputs: &[Input],
+        mut progress: impl FnMut(usize),
+    ) -> VerifyOutput {
+        let start = Instant::now();
+        let mut reports = Vec::with_capacity(inputs.len());
+        let mut decisions = Vec::new();
+        for chunk in inputs.chunks(VERIFY_CHUNK) {
+            let first = reports.len();
+            let (r, decision) = self.verify_chunk(chunk);
+            decisions.push(ChunkDecision {
+                first,
+                photos: chunk.len(),
+                decision,
+            });
+            reports.extend(r);
+            progress(reports.len());
+        }
+        let summary = VerifySummary::from_reports(&reports, decisions, start.elapsed());
+        VerifyOutput { reports, summary }
+    }
+
+    /// Detects faces with every pass of the search.
+    fn detect(&self, inputs: &[Input]) -> Vec<Result<Detection>> {
+        let mut out = Vec::with_capacity(inputs.len());
+        for chunk in inputs.chunks(VERIFY_CHUNK) {
+            let analysed: Vec<Result<Analysed>> = self
+                .engine
+                .pool()
+                .install(|| chunk.par_iter().map(|i| self.analyse(i)).collect());
+            let ok: Vec<&Analysed> = analysed.iter().flatten().collect();
+            let frames: Vec<&Frame> = ok.iter().map(|a| &a.frame).collect();
+            let decision = self.decide(&frames);
+            let cfg = &self.opts.profile.detector;
+            let passes: Vec<Vec<detect::PlannedPass>> = ok
+                .iter()
+                .map(|a| {
+                    let size = (a.frame.width(), a.frame.height());
+                    let mut p = detect::coarse_passes(size, cfg);
+                    p.extend(detect::fine_pass(size, a.photo_size(), cfg));
+                    p
+                })
+                .collect();
+            let found = self.run_passes(&frames, &passes, decision.placement);
+            let mut found = found.results.into_iter();
+            for a in analysed {
+                out.push(a.and_then(|a| {
+                    let faces = found
+                        .next()
+                        .unwrap_or_else(|| Err(Error::invalid("missing detection")))?;
+                    let size = a.photo_size();
+                    let k = size.0 as f32 / a.frame.width().max(1) as f32;
+                    Ok(Detection {
+                        faces: detect::merge(faces, cfg)
+                            .into_iter()
+                            .map(|f| f.scaled(k))
+                            .collect(),
+                        size,
+                    })
+                }));
+            }
+        }
+        out
+    }
+
+    /// Where a chunk runs: the requested path, or the scheduler's decision for the
+    /// detector's input (a split runs on the CPU: the networks' layers are too short to
+    /// split a batch across paths).
+    fn decide(&self, frames: &[&Frame]) -> Decision {
+        if let Some(p) = self.opts.placement {
+            return Decision::fixed(p, Reason::Requested);
+        }
+        let mut d = self
+            .engine
+            .decide_frames(&detect::detector_pipeline(), frames);
+        if let Placement::Split { .. } = d.placement {
+            d.placement = Placement::Cpu;
+        }
+        d
     }
 
     /// Decodes with shrink-on-load down to the analysis size.
@@ -152,7 +524,7 @@ impl Engine {
         let d = decode::load(
             &bytes,
             &DecodeOptions::default(),
-            self.decode_limits(),
+            self.engine.decode_limits(),
             |h| {
                 let (w, hh) = h.oriented_size();
                 let long = w.max(hh);
@@ -169,327 +541,354 @@ impl Engine {
         })
     }
 
-    /// The path detection runs on for these frames (`requested` overrides), and why.
-    fn verify_placement(
-        &self,
-        requested: Option<Placement>,
-        frames: &[Input],
-    ) -> (Placement, String) {
-        if let Some(p) = requested {
-            return (p, "requested".into());
-        }
-        match self.decide_for(&detect::detector_pipeline(), frames) {
-            Ok(d) => match d.placement {
-                Placement::Gpu => (Placement::Gpu, format!("{:?}", d.reason)),
-                // A batch runs on one path: the detector's layers are too short to split.
-                _ => (Placement::Cpu, format!("{:?}", d.reason)),
-            },
-            Err(e) => (Placement::Cpu, format!("scheduler: {e}")),
-        }
+    /// The result cache key of a photo: its content, the profile, the models' weights and
+    /// the engine version.
+    fn report_key(&self, digest: &[u8; 32]) -> [u8; 32] {
+        let mut h = blake3::Hasher::new();
+        h.update(b"veridoc.verify.v2\0");
+        h.update(digest);
+        h.update(&self.opts.profile.stable_hash());
+        h.update(&self.models.fingerprint);
+        h.update(crate::VERSION.as_bytes());
+        *h.finalize().as_bytes()
     }
 
-    /// Detector inputs (416x416x3 NHWC f32) for analysed frames on `placement`, with the
-    /// time each took.
-    fn detector_inputs(
-        &self,
-        frames: &[&Frame],
-        placement: Placement,
-    ) -> Vec<(Result<Tensor>, Duration)> {
-        let p = detect::detector_pipeline();
-        if placement == Placement::Gpu {
-            let inputs: Vec<Input> = frames
-                .iter()
-                .enumerate()
-                .map(|(i, f)| Input::frame(format!("#{i}"), (*f).clone()))
-                .collect();
-            let t0 = Instant::now();
-            match self.run_on(&p, &inputs, Placement::Gpu) {
-                Ok(out) => {
-                    let share = t0.elapsed() / frames.len().max(1) as u32;
-                    return out.items.into_iter().map(|i| (i.result, share)).collect();
-                }
-                Err(e) => {
-                    return frames
-                        .iter()
-                        .map(|_| (Err(e.duplicate()), Duration::ZERO))
-                        .collect()
-                }
-            }
-        }
-        let lut = ValueLut::new(&p);
-        self.pool().install(|| {
-            frames
-                .par_iter()
-                .map(|f| {
-                    let t0 = Instant::now();
-                    let r = Geometry::plan(f.width(), f.height(), &p)
-                        .and_then(|g| crate::cpu::preprocess(f, &g, &p, &lut));
-                    (r, t0.elapsed())
-                })
-                .collect()
-        })
-    }
-
-    /// Raw detector heads for 416x416 inputs on `placement`, with the time each took.
-    fn detector_heads(
-        &self,
-        weights: &TinyFaceWeights,
-        inputs: &[&Tensor],
-        placement: Placement,
-    ) -> Vec<(Result<Vec<f32>>, Duration)> {
-        let side = detect::INPUT_SIDE as usize;
-        #[cfg(feature = "gpu")]
-        if placement == Placement::Gpu {
-            let t0 = Instant::now();
-            let r = self.gpu_detect(inputs);
-            let share = t0.elapsed() / inputs.len().max(1) as u32;
-            return match r {
-                Ok(heads) => heads.into_iter().map(|h| (Ok(h), share)).collect(),
-                Err(e) => inputs.iter().map(|_| (Err(e.duplicate()), share)).collect(),
-            };
-        }
-        let _ = placement;
-        self.pool().install(|| {
-            inputs
-                .par_iter()
-                .map(|t| {
-                    let t0 = Instant::now();
-                    let r = t
-                        .as_f32()
-                        .ok_or_else(|| Error::invalid("detector input is not f32"))
-                        .and_then(|x| crate::cpu::detect::forward(weights, x, side));
-                    (r, t0.elapsed())
-                })
-                .collect()
-        })
-    }
-
-    /// The face detector resident on the GPU (the model cache's GPU tier): a hit is a map
-    /// lookup; a miss loads the host copy (from the disk tier or the source files) and
-    /// uploads it. Use it to warm the GPU before the first batch.
-    ///
-    /// # Errors
-    /// `Gpu` without a GPU; `Model` when the model is not registered or malformed.
-    #[cfg(feature = "gpu")]
-    pub fn gpu_face_model(&self) -> Result<Arc<crate::gpu::GpuDetector>> {
-        let gpu = self.gpu_backend().ok_or_else(|| {
-            Error::from(crate::GpuError::NoAdapter("no gpu in this engine".into()))
-        })?;
-        self.models().get_gpu(TINY_FACE_MODEL, |m| {
-            gpu.upload_detector(&TinyFaceWeights::from_model(m)?)
-        })
-    }
-
-    #[cfg(feature = "gpu")]
-    fn gpu_detect(&self, inputs: &[&Tensor]) -> Result<Vec<Vec<f32>>> {
-        let det = self.gpu_face_model()?;
-        let gpu = self.gpu_backend().ok_or_else(|| {
-            Error::from(crate::GpuError::NoAdapter("no gpu in this engine".into()))
-        })?;
-        let xs: Vec<&[f32]> = inputs
-            .iter()
-            .map(|t| {
-                t.as_f32()
-                    .ok_or_else(|| Error::invalid("detector input is not f32"))
-            })
-            .collect::<Result<_>>()?;
-        gpu.detect(&det, &xs, detect::INPUT_SIDE as usize)
-    }
-
-    /// Places, preprocesses and runs the detector on analysed photos: one entry per photo,
-    /// in order, with its preprocessing time, raw heads and detector time, or the first
-    /// error on its way; plus the placement and why.
-    fn detect_analysed(
-        &self,
-        weights: &TinyFaceWeights,
-        analysed: Vec<Result<Analysed>>,
-        requested: Option<Placement>,
-    ) -> (Vec<Result<Staged>>, Placement, String) {
-        let frames: Vec<&Frame> = analysed.iter().flatten().map(|a| &a.frame).collect();
-        let frame_inputs: Vec<Input> = frames
-            .iter()
-            .map(|f| Input::frame("", (*f).clone()))
-            .collect();
-        let (placement, reason) = self.verify_placement(requested, &frame_inputs);
-        let prepped = self.detector_inputs(&frames, placement);
-        let ok: Vec<&Tensor> = prepped
-            .iter()
-            .filter_map(|(r, _)| r.as_ref().ok())
-            .collect();
-        let heads = self.detector_heads(weights, &ok, placement);
-        // Re-align: heads exist only for successful preprocessing, preprocessing only for
-        // successful decodes.
-        let mut heads = heads.into_iter();
-        let mut prepped = prepped.into_iter();
-        let staged = analysed
-            .into_iter()
-            .map(|a| {
-                let a = a?;
-                let (t, pre) = prepped
-                    .next()
-                    .unwrap_or((Err(Error::invalid("missing")), Duration::ZERO));
-                t?;
-                let (h, det) = heads
-                    .next()
-                    .unwrap_or((Err(Error::invalid("missing")), Duration::ZERO));
-                Ok((a, pre, h?, det))
-            })
-            .collect();
-        (staged, placement, reason)
-    }
-
-    /// Detects faces in each input on `placement` (`None`: the scheduler's choice). One
-    /// result per input, in order; a bad input fails alone.
-    ///
-    /// # Errors
-    /// `Model` when the face model is not registered or malformed.
-    pub fn detect_faces(
-        &self,
-        inputs: &[Input],
-        placement: Option<Placement>,
-        cfg: &detect::DetectorConfig,
-    ) -> Result<Vec<Result<Detection>>> {
-        let weights = self.face_weights()?;
-        let analysed: Vec<Result<Analysed>> = self
-            .pool()
-            .install(|| inputs.par_iter().map(|i| self.analyse(i)).collect());
-        let (staged, _, _) = self.detect_analysed(&weights, analysed, placement);
-        Ok(staged
-            .into_iter()
-            .map(|r| {
-                let (a, _, heads, _) = r?;
-                let size = a
-                    .info
-                    .map_or((a.frame.width(), a.frame.height()), |i| i.original);
-                Ok(Detection {
-                    faces: faces_in_photo(&heads, &a.frame, size, cfg),
-                    size,
-                })
-            })
-            .collect())
-    }
-
-    /// Verifies each input against `opts.profile`. One report per input, in order: a photo
-    /// that cannot be read gets a report with verdict `error`, and the rest go on.
-    ///
-    /// # Errors
-    /// `InvalidSpec` for an invalid profile, `Model` when the face model is not registered
-    /// or malformed.
-    pub fn verify(&self, opts: &VerifyOptions, inputs: &[Input]) -> Result<VerifyOutput> {
-        self.verify_with_progress(opts, inputs, |_| {})
-    }
-
-    /// [`Engine::verify`], calling `progress(done)` after each chunk of photos.
-    ///
-    /// # Errors
-    /// As [`Engine::verify`].
-    pub fn verify_with_progress(
-        &self,
-        opts: &VerifyOptions,
-        inputs: &[Input],
-        mut progress: impl FnMut(usize),
-    ) -> Result<VerifyOutput> {
-        opts.profile.validate()?;
-        let start = Instant::now();
-        let weights = self.face_weights()?;
-        let mut reports = Vec::with_capacity(inputs.len());
-        let mut device = String::from("cpu");
-        let mut reason = String::from("no photos");
-        for chunk in inputs.chunks(VERIFY_CHUNK) {
-            let (r, d, why) = self.verify_chunk(opts, &weights, chunk);
-            reports.extend(r);
-            device = d;
-            reason = why;
-            progress(reports.len());
-        }
-        let summary = VerifySummary::from_reports(&reports, &device, reason, start.elapsed());
-        Ok(VerifyOutput { reports, summary })
-    }
-
-    fn verify_chunk(
-        &self,
-        opts: &VerifyOptions,
-        weights: &TinyFaceWeights,
-        inputs: &[Input],
-    ) -> (Vec<PhotoReport>, String, String) {
-        let profile = &opts.profile;
-        let cache = self.result_cache().filter(|_| opts.use_cache);
+    fn verify_chunk(&self, inputs: &[Input]) -> (Vec<PhotoReport>, Decision) {
+        let profile = &self.opts.profile;
+        let cfg = &profile.detector;
+        let cache = self.engine.result_cache().filter(|_| self.opts.use_cache);
         let keys: Vec<Option<[u8; 32]>> = match cache {
-            Some(c) => self.pool().install(|| {
+            Some(c) => self.engine.pool().install(|| {
                 inputs
                     .par_iter()
-                    .map(|i| c.digest(i).ok().map(|d| report_key(&d, profile)))
+                    .map(|i| c.digest(i).ok().map(|d| self.report_key(&d)))
                     .collect()
             }),
             None => vec![None; inputs.len()],
         };
         let mut slots: Vec<Option<PhotoReport>> = keys
             .iter()
-            .map(|k| k.and_then(|k| cache.and_then(|c| cached_report(c, &k))))
+            .zip(inputs)
+            .map(|(k, input)| {
+                k.and_then(|k| cache.and_then(|c| cached_report(c, &k, &input.name())))
+            })
             .collect();
         let todo: Vec<usize> = (0..inputs.len()).filter(|&i| slots[i].is_none()).collect();
         if todo.is_empty() {
             return (
                 slots.into_iter().flatten().collect(),
-                "cpu".into(),
-                "AllCached".into(),
+                Decision::fixed(Placement::Cpu, Reason::AllCached),
             );
         }
         let analysed: Vec<Result<Analysed>> = self
+            .engine
             .pool()
             .install(|| todo.par_iter().map(|&i| self.analyse(&inputs[i])).collect());
-        let (staged, placement, reason) = self.detect_analysed(weights, analysed, opts.placement);
-        let device = if placement == Placement::Gpu {
+        let ok_idx: Vec<usize> = (0..todo.len()).filter(|&k| analysed[k].is_ok()).collect();
+        let ok: Vec<&Analysed> = analysed.iter().flatten().collect();
+        let frames: Vec<&Frame> = ok.iter().map(|a| &a.frame).collect();
+        let mut decision = self.decide(&frames);
+        let placement = decision.placement;
+        let mut fell_back: Option<String> = None;
+
+        // 1. coarse passes
+        let passes: Vec<Vec<detect::PlannedPass>> = ok
+            .iter()
+            .map(|a| detect::coarse_passes((a.frame.width(), a.frame.height()), cfg))
+            .collect();
+        let coarse = self.run_passes(&frames, &passes, placement);
+        fell_back = fell_back.or(coarse.fell_back.clone());
+        let mut faces: Vec<Result<Vec<Face>>> = coarse
+            .results
+            .into_iter()
+            .map(|r| r.map(|f| detect::merge(f, cfg)))
+            .collect();
+        // 2. landmarks and expression of the largest face
+        let subject_face: Vec<Option<Face>> = faces
+            .iter()
+            .map(|r| {
+                r.as_ref().ok().and_then(|f| {
+                    f.iter()
+                        .copied()
+                        .max_by(|a, b| (a.width * a.height).total_cmp(&(b.width * b.height)))
+                })
+            })
+            .collect();
+        let nets_on = if fell_back.is_some() {
+            Placement::Cpu
+        } else {
+            placement
+        };
+        let nets = self.run_face_nets(&frames, &subject_face, nets_on);
+        fell_back = fell_back.or(nets.fell_back.clone());
+        // 3. measure and judge (CPU)
+        let t_judge = Instant::now();
+        let lumas: Vec<Luma> = self
+            .engine
+            .pool()
+            .install(|| frames.par_iter().map(|f| Luma::from_frame(f)).collect());
+        let subjects: Vec<Result<Option<Subject>>> = self.engine.pool().install(|| {
+            nets.results
+                .par_iter()
+                .enumerate()
+                .map(|(k, r)| match r {
+                    Err(e) => Err(e.duplicate()),
+                    Ok(None) => Ok(None),
+                    Ok(Some((lm, ex))) => Ok(subject_face[k].map(|face| {
+                        Subject::measure(face, lm.clone(), ex.clone(), frames[k], &lumas[k])
+                    })),
+                })
+                .collect()
+        });
+        let judge_one = |k: usize, faces: &[Face], subject: Option<&Subject>| -> Vec<Check> {
+            let a = ok[k];
+            judge::judge(
+                profile,
+                &judge::Evidence {
+                    photo: a.photo_size(),
+                    frame: &a.frame,
+                    luma: &lumas[k],
+                    faces,
+                    subject,
+                    no_subject: if self.models.landmarks.is_none() {
+                        "landmark model not registered"
+                    } else {
+                        "needs a face"
+                    },
+                },
+            )
+        };
+        let mut judged: Vec<Option<Vec<Check>>> = self.engine.pool().install(|| {
+            (0..ok.len())
+                .into_par_iter()
+                .map(|k| match (&faces[k], &subjects[k]) {
+                    (Ok(f), Ok(s)) => Some(judge_one(k, f, s.as_ref())),
+                    _ => None,
+                })
+                .collect()
+        });
+        let mut judge_t: Vec<Duration> = vec![t_judge.elapsed() / ok.len().max(1) as u32; ok.len()];
+        // 4. the fine pass, where the verdict could still be "accepted"
+        let fine: Vec<Option<detect::PlannedPass>> = ok
+            .iter()
+            .enumerate()
+            .map(|(k, a)| {
+                let size = (a.frame.width(), a.frame.height());
+                let p = detect::fine_pass(size, a.photo_size(), cfg)?;
+                let open = judged[k].as_ref().is_some_and(|checks| {
+                    checks
+                        .iter()
+                        .all(|c| c.name == "faces" || c.status != CheckStatus::Fail)
+                });
+                let count_ok = faces[k]
+                    .as_ref()
+                    .is_ok_and(|f| profile.faces.max.is_none_or(|m| f.len() as f64 <= m));
+                (open && count_ok).then_some(p)
+            })
+            .collect();
+        let mut complete: Vec<bool> = ok
+            .iter()
+            .map(|a| {
+                detect::fine_pass((a.frame.width(), a.frame.height()), a.photo_size(), cfg)
+                    .is_none()
+            })
+            .collect();
+        let fine_idx: Vec<usize> = (0..ok.len()).filter(|&k| fine[k].is_some()).collect();
+        let mut fine_pre = vec![Duration::ZERO; ok.len()];
+        let mut fine_net = vec![Duration::ZERO; ok.len()];
+        if !fine_idx.is_empty() {
+            let fframes: Vec<&Frame> = fine_idx.iter().map(|&k| frames[k]).collect();
+            let fpasses: Vec<Vec<detect::PlannedPass>> = fine_idx
+                .iter()
+                .map(|&k| fine[k].iter().cloned().collect())
+                .collect();
+            let on = if fell_back.is_some() {
+                Placement::Cpu
+            } else {
+                placement
+            };
+            let out = self.run_passes(&fframes, &fpasses, on);
+            fell_back = fell_back.or(out.fell_back.clone());
+            for (j, (&k, r)) in fine_idx.iter().zip(out.results).enumerate() {
+                fine_pre[k] = out.preprocess[j];
+                fine_net[k] = out.network[j];
+                match (r, &mut faces[k]) {
+                    (Ok(extra), Ok(f)) => {
+                        let before = f.len();
+                        let mut all = std::mem::take(f);
+                        all.extend(extra);
+                        *f = detect::merge(all, cfg);
+                        complete[k] = !fine[k].as_ref().is_some_and(|p| p.limited);
+                        if f.len() != before {
+                            let t = Instant::now();
+                            let s = subjects[k].as_ref().ok().and_then(|s| s.as_ref());
+                            judged[k] = Some(judge_one(k, f, s));
+                            judge_t[k] += t.elapsed();
+                        }
+                    }
+                    (Err(e), slot) => *slot = Err(e),
+                    (Ok(_), Err(_)) => {}
+                }
+            }
+        }
+        if let Some(error) = fell_back {
+            decision = Decision::fixed(Placement::Cpu, Reason::GpuFailedFellBack { error });
+        }
+        let device = if decision.placement == Placement::Gpu {
             "gpu"
         } else {
             "cpu"
         };
-        let staged: Vec<_> = todo
-            .iter()
-            .zip(staged)
-            .map(|(&i, r)| (i, inputs[i].name(), r))
-            .collect();
-        let done: Vec<(usize, PhotoReport)> = self.pool().install(|| {
-            staged
-                .into_par_iter()
-                .map(|(i, name, r)| {
-                    let rep = match r {
-                        Ok((a, pre, head, det)) => {
-                            judge(name, profile, &a, &head, pre, det, device)
-                        }
-                        Err(e) => PhotoReport::error(name, &profile.name, device, &e),
+        // 5. reports
+        let mut staged = analysed.into_iter();
+        let mut k = 0usize;
+        let mut done: Vec<(usize, PhotoReport)> = Vec::with_capacity(todo.len());
+        for (j, &i) in todo.iter().enumerate() {
+            let name = inputs[i].name();
+            let a = match staged.next() {
+                Some(Ok(a)) => a,
+                Some(Err(e)) => {
+                    done.push((i, PhotoReport::error(name, &profile.name, device, &e)));
+                    continue;
+                }
+                None => continue,
+            };
+            debug_assert_eq!(ok_idx.get(k), Some(&j));
+            let rep = match (&faces[k], &subjects[k], judged[k].take()) {
+                (Ok(f), Ok(s), Some(checks)) => {
+                    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+                    let pre = coarse.preprocess[k] + fine_pre[k];
+                    let det = coarse.network[k] + fine_net[k];
+                    let lm = nets.preprocess[k] + nets.network[k];
+                    let timings = StageTimes {
+                        decode_ms: ms(a.decode),
+                        preprocess_ms: ms(pre),
+                        detect_ms: ms(det),
+                        landmarks_ms: ms(lm),
+                        checks_ms: ms(judge_t[k]),
+                        total_ms: ms(a.decode + pre + det + lm + judge_t[k]),
                     };
-                    (i, rep)
-                })
-                .collect()
-        });
+                    report(
+                        name,
+                        profile,
+                        &a,
+                        f,
+                        s.as_ref(),
+                        checks,
+                        complete[k],
+                        timings,
+                        device,
+                    )
+                }
+                (Err(e), _, _) | (_, Err(e), _) => {
+                    PhotoReport::error(name, &profile.name, device, e)
+                }
+                _ => PhotoReport::error(
+                    name,
+                    &profile.name,
+                    device,
+                    &Error::invalid("verification lost a photo"),
+                ),
+            };
+            k += 1;
+            done.push((i, rep));
+        }
         for (i, rep) in done {
-            if let (Some(c), Some(k)) = (cache, keys[i]) {
+            if let (Some(c), Some(key)) = (cache, keys[i]) {
                 if rep.verdict != Verdict::Error {
-                    store_report(c, &k, &rep);
+                    store_report(c, &key, &rep);
                 }
             }
             slots[i] = Some(rep);
         }
-        (slots.into_iter().flatten().collect(), device.into(), reason)
+        (slots.into_iter().flatten().collect(), decision)
     }
 }
 
-fn report_key(digest: &[u8; 32], profile: &Profile) -> [u8; 32] {
-    let mut h = blake3::Hasher::new();
-    h.update(b"veridoc.verify.v1\0");
-    h.update(digest);
-    h.update(&profile.stable_hash());
-    h.update(crate::VERSION.as_bytes());
-    *h.finalize().as_bytes()
+/// Builds a photo's report from its judged checks.
+#[allow(clippy::too_many_arguments)]
+fn report(
+    name: String,
+    profile: &Profile,
+    a: &Analysed,
+    faces: &[Face],
+    subject: Option<&Subject>,
+    checks: Vec<Check>,
+    complete: bool,
+    timings: StageTimes,
+    device: &str,
+) -> PhotoReport {
+    let (w, h) = a.photo_size();
+    let k = w as f32 / a.frame.width().max(1) as f32;
+    let mut warnings = Vec::new();
+    if let Some(i) = a.info {
+        if i.orientation > 1 {
+            warnings.push(format!("EXIF orientation {} applied", i.orientation));
+        }
+        if i.shrink > 1 {
+            warnings.push(format!(
+                "shrink-on-load 1/{}: analysed at {}x{}",
+                i.shrink, i.decoded.0, i.decoded.1
+            ));
+        }
+    }
+    if !complete {
+        warnings.push(
+            "face search stopped early (verdict already decided): the face count is a lower bound"
+                .into(),
+        );
+    }
+    if let Some(s) = subject {
+        if s.crown_source == CrownSource::Landmarks {
+            warnings.push(
+                "crown estimated from the landmarks (background too busy for an edge)".into(),
+            );
+        }
+    }
+    let failed: Vec<String> = checks
+        .iter()
+        .filter(|c| c.status == CheckStatus::Fail)
+        .map(|c| c.name.clone())
+        .collect();
+    // A check the profile asks for that could not be measured never lets a photo pass.
+    let unmeasured = checks
+        .iter()
+        .any(|c| c.status == CheckStatus::Skipped && profile.range(&c.name).is_some());
+    PhotoReport {
+        schema_version: REPORT_SCHEMA,
+        name,
+        verdict: if failed.is_empty() && !unmeasured {
+            Verdict::Accepted
+        } else {
+            Verdict::Rejected
+        },
+        failed,
+        error: None,
+        profile: profile.name.clone(),
+        width: w,
+        height: h,
+        checks,
+        faces: faces.iter().map(|f| f.scaled(k)).collect(),
+        faces_complete: complete,
+        subject: subject.map(|s| s.scaled(k)),
+        timings,
+        device: device.to_string(),
+        cached: false,
+        warnings,
+    }
 }
 
 /// Reports live in the result cache's tiers as their JSON bytes (a u8 tensor), so they
-/// share its budget, TTL, integrity checks and wipe.
-fn cached_report(c: &crate::cache::ResultCache, key: &[u8; 32]) -> Option<PhotoReport> {
+/// share its budget, TTL, integrity checks and wipe. A hit carries the requesting input's
+/// name (duplicate content under another name is the same report).
+fn cached_report(c: &crate::cache::ResultCache, key: &[u8; 32], name: &str) -> Option<PhotoReport> {
     let t = c.get(key)?;
     let mut r: PhotoReport = serde_json::from_slice(t.as_u8()?).ok()?;
+    if r.schema_version != REPORT_SCHEMA {
+        return None;
+    }
     r.cached = true;
+    r.name = name.to_string();
     Some(r)
 }
 
@@ -501,21 +900,6 @@ fn store_report(c: &crate::cache::ResultCache, key: &[u8; 32], r: &PhotoReport) 
     if let Ok(t) = Tensor::new(vec![n], Layout::Nchw, crate::tensor::TensorData::U8(json)) {
         c.put(key, &t);
     }
-}
-
-/// Faces in photo pixels from a raw head computed on `frame` (the analysis image).
-fn faces_in_photo(
-    head: &[f32],
-    frame: &Frame,
-    size: (u32, u32),
-    cfg: &detect::DetectorConfig,
-) -> Vec<Face> {
-    let side = frame.width().max(frame.height()) as f32;
-    let scale = size.0 as f32 / frame.width() as f32;
-    detect::decode_head(head, side, cfg)
-        .into_iter()
-        .map(|f| f.scaled(scale))
-        .collect()
 }
 
 /// A u8 luma plane of `frame` (or of its `crop`) resampled to `w x h` by the engine's CPU
@@ -538,216 +922,9 @@ fn luma_resampled(frame: &Frame, crop: Option<[u32; 4]>, w: u32, h: u32) -> Resu
     })
 }
 
-fn check(name: &str, value: Option<f64>, range: Option<&Range>, note: Option<String>) -> Check {
-    let (status, note) = match (value, range) {
-        (_, None) => (CheckStatus::Skipped, Some("not in the profile".to_string())),
-        (None, Some(_)) => (CheckStatus::Skipped, note),
-        (Some(v), Some(r)) if r.contains(v) => (CheckStatus::Pass, note),
-        (Some(_), Some(_)) => (CheckStatus::Fail, note),
-    };
-    Check {
-        name: name.to_string(),
-        value,
-        expected: range.map_or_else(|| "-".to_string(), |r| r.to_string()),
-        status,
-        note,
-    }
-}
-
-/// Runs every check of `profile` on one analysed photo and builds its report.
-fn judge(
-    name: String,
-    profile: &Profile,
-    a: &Analysed,
-    head: &[f32],
-    pre: Duration,
-    det: Duration,
-    device: &str,
-) -> PhotoReport {
-    let t0 = Instant::now();
-    let f = &a.frame;
-    let (w, h) = a.info.map_or((f.width(), f.height()), |i| i.original);
-    let faces = faces_in_photo(head, f, (w, h), &profile.detector);
-    let mut warnings = Vec::new();
-    if let Some(i) = a.info {
-        if i.orientation > 1 {
-            warnings.push(format!("EXIF orientation {} applied", i.orientation));
-        }
-        if i.shrink > 1 {
-            warnings.push(format!(
-                "shrink-on-load 1/{}: analysed at {}x{}",
-                i.shrink, i.decoded.0, i.decoded.1
-            ));
-        }
-    }
-    let (fw, fh) = (f.width() as f64, f.height() as f64);
-    let luma = Luma::from_frame(f);
-    let mut out = vec![
-        check("width", Some(w as f64), Some(&profile.width), None),
-        check("height", Some(h as f64), Some(&profile.height), None),
-        check(
-            "aspect",
-            Some(w as f64 / h.max(1) as f64),
-            profile.aspect.as_ref(),
-            None,
-        ),
-    ];
-    // whole-image sharpness at a fixed size
-    let s = SHARPNESS_SIDE as f64 / fw.max(fh);
-    let sharp = luma_resampled(f, None, (fw * s).round() as u32, (fh * s).round() as u32)
-        .map(|l| checks::laplacian_variance(&l))
-        .ok();
-    let e = checks::exposure(&luma);
-    // colour: every 4th pixel is plenty for means and deviations (~190k samples at 1 MP)
-    let c = checks::colour(f, 4);
-    let one = (faces.len() == 1).then(|| faces[0].scaled(f.width() as f32 / w as f32));
-    let need_face = || Some("needs exactly one face".to_string());
-    let face_sharp = one.and_then(|face| {
-        let x0 = face.x.max(0.0).floor() as u32;
-        let y0 = face.y.max(0.0).floor() as u32;
-        let x1 = ((face.x + face.width).ceil() as u32).min(f.width());
-        let y1 = ((face.y + face.height).ceil() as u32).min(f.height());
-        if x1 <= x0 + 2 || y1 <= y0 + 2 {
-            return None;
-        }
-        let (cw, ch) = (x1 - x0, y1 - y0);
-        let th = FACE_SHARPNESS_HEIGHT;
-        let tw = ((cw as f64 * th as f64 / ch as f64).round() as u32).max(3);
-        luma_resampled(f, Some([x0, y0, cw, ch]), tw, th)
-            .map(|l| checks::laplacian_variance(&l))
-            .ok()
-    });
-    out.push(check(
-        "face_sharpness",
-        face_sharp,
-        profile.face_sharpness.as_ref(),
-        face_sharp.is_none().then(need_face).flatten(),
-    ));
-    out.push(check(
-        "image_sharpness",
-        sharp,
-        profile.image_sharpness.as_ref(),
-        None,
-    ));
-    out.push(check(
-        "highlights",
-        Some(e.highlights),
-        profile.highlights.as_ref(),
-        None,
-    ));
-    out.push(check(
-        "shadows",
-        Some(e.shadows),
-        profile.shadows.as_ref(),
-        None,
-    ));
-    out.push(check(
-        "brightness",
-        Some(e.mean),
-        profile.brightness.as_ref(),
-        None,
-    ));
-    out.push(check(
-        "contrast",
-        Some(e.contrast),
-        profile.contrast.as_ref(),
-        None,
-    ));
-    out.push(check(
-        "colourfulness",
-        Some(c.colourfulness),
-        profile.colourfulness.as_ref(),
-        None,
-    ));
-    out.push(check("cast", Some(c.cast), profile.cast.as_ref(), None));
-    let bg = one.and_then(|face| checks::background(&luma, &face));
-    if one.is_some() && bg.is_none() {
-        warnings.push("background too small to judge".into());
-    }
-    let bg_note = || {
-        if one.is_none() {
-            need_face()
-        } else {
-            Some("background region too small".to_string())
-        }
-    };
-    out.push(check(
-        "background_uniformity",
-        bg.map(|b| b.std),
-        profile.background_uniformity.as_ref(),
-        bg.is_none().then(bg_note).flatten(),
-    ));
-    out.push(check(
-        "background_brightness",
-        bg.map(|b| b.mean),
-        profile.background_brightness.as_ref(),
-        bg.is_none().then(bg_note).flatten(),
-    ));
-    out.push(check(
-        "faces",
-        Some(faces.len() as f64),
-        Some(&profile.faces),
-        None,
-    ));
-    let face_val = |g: fn(&Face) -> f64| one.map(|face| g(&face));
-    let fnote = || one.is_none().then(need_face).flatten();
-    let hh = fh;
-    let ww = fw;
-    out.push(check(
-        "face_height",
-        face_val(|x| x.height as f64).map(|v| v / hh),
-        profile.face_height.as_ref(),
-        fnote(),
-    ));
-    out.push(check(
-        "face_center_x",
-        face_val(|x| x.center().0 as f64).map(|v| v / ww),
-        profile.face_center_x.as_ref(),
-        fnote(),
-    ));
-    out.push(check(
-        "face_center_y",
-        face_val(|x| x.center().1 as f64).map(|v| v / hh),
-        profile.face_center_y.as_ref(),
-        fnote(),
-    ));
-    let failed: Vec<String> = out
-        .iter()
-        .filter(|c| c.status == CheckStatus::Fail)
-        .map(|c| c.name.clone())
-        .collect();
-    let checks_t = t0.elapsed();
-    let ms = |d: Duration| d.as_secs_f64() * 1e3;
-    let timings = StageTimes {
-        decode_ms: ms(a.decode),
-        preprocess_ms: ms(pre),
-        detect_ms: ms(det),
-        checks_ms: ms(checks_t),
-        total_ms: ms(a.decode + pre + det + checks_t),
-    };
-    PhotoReport {
-        name,
-        verdict: if failed.is_empty() {
-            Verdict::Accepted
-        } else {
-            Verdict::Rejected
-        },
-        failed,
-        error: None,
-        profile: profile.name.clone(),
-        width: w,
-        height: h,
-        checks: out,
-        faces,
-        timings,
-        device: device.to_string(),
-        cached: false,
-        warnings,
-    }
-}
-
 #[allow(dead_code)]
 fn _assert_send_sync() {
     fn s<T: Send + Sync>() {}
     s::<Arc<VerifyOutput>>();
+    s::<Verifier<'static>>();
 }

@@ -4,7 +4,9 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::measure::Subject;
 use crate::detect::Face;
+use crate::scheduler::{Decision, Placement};
 
 /// The outcome for one photo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -36,15 +38,20 @@ pub enum CheckStatus {
 pub struct Check {
     /// Check name (the profile field it is judged by).
     pub name: String,
-    /// Measured value (absent when skipped).
+    /// Measured value (`null` when not measured).
     pub value: Option<f64>,
-    /// The accepted range, as text (`[0.3, 0.75]`, `>= 60`).
-    pub expected: String,
+    /// Lower bound of the accepted range (inclusive; `null`: none).
+    pub min: Option<f64>,
+    /// Upper bound (inclusive; `null`: none).
+    pub max: Option<f64>,
+    /// Unit of the value (`px`, `deg`, `ratio`, `fraction`, `count`, `luma`, ...).
+    pub unit: String,
     /// Pass, fail or skipped.
     pub status: CheckStatus,
-    /// Why it was skipped, or extra detail.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    /// The clause of the standard it implements (ICAO 9303-3, ISO/IEC 19794-5).
+    pub clause: String,
+    /// A short human reason ("head too small: 0.62 < 0.70"), or why it was skipped.
+    pub message: String,
 }
 
 /// Time per stage for one photo, milliseconds. GPU stages of a batch are shared by its
@@ -53,19 +60,29 @@ pub struct Check {
 pub struct StageTimes {
     /// Reading and decoding (with shrink-on-load).
     pub decode_ms: f64,
-    /// Detector input preprocessing (resize, normalize).
+    /// Detector and face-crop input preprocessing (resize, normalize).
     pub preprocess_ms: f64,
-    /// Face detection (network and head decoding).
+    /// Face detection (every pass of the search: networks and head decoding).
     pub detect_ms: f64,
+    /// Landmark and expression networks.
+    #[serde(default)]
+    pub landmarks_ms: f64,
     /// Quality checks.
     pub checks_ms: f64,
     /// Sum of the above.
     pub total_ms: f64,
 }
 
+/// Version of the report's JSON schema (`docs/report.schema.json`). 2: checks as
+/// `{name, value, min, max, unit, status, clause, message}`, the subject's landmarks and
+/// measurements, the face search's completeness.
+pub const REPORT_SCHEMA: u32 = 2;
+
 /// The verification report of one photo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhotoReport {
+    /// [`REPORT_SCHEMA`].
+    pub schema_version: u32,
     /// Input name (path or given name).
     pub name: String,
     /// Accepted, rejected or error.
@@ -85,6 +102,12 @@ pub struct PhotoReport {
     pub checks: Vec<Check>,
     /// Detected faces, best first, in photo pixels.
     pub faces: Vec<Face>,
+    /// False when the face search stopped early because the verdict was already decided
+    /// (or the fine pass was limited in scale): `faces` is then a lower bound.
+    pub faces_complete: bool,
+    /// The face the checks judged (the largest found), with its landmarks and
+    /// measurements, in photo pixels.
+    pub subject: Option<Subject>,
     /// Time per stage.
     pub timings: StageTimes,
     /// Path the preprocessing and detection ran on (`cpu` or `gpu`).
@@ -99,6 +122,7 @@ pub struct PhotoReport {
 impl PhotoReport {
     pub(crate) fn error(name: String, profile: &str, device: &str, e: &crate::Error) -> Self {
         PhotoReport {
+            schema_version: REPORT_SCHEMA,
             name,
             verdict: Verdict::Error,
             failed: Vec::new(),
@@ -108,6 +132,8 @@ impl PhotoReport {
             height: 0,
             checks: Vec::new(),
             faces: Vec::new(),
+            faces_complete: false,
+            subject: None,
             timings: StageTimes::default(),
             device: device.to_string(),
             cached: false,
@@ -131,16 +157,29 @@ pub struct VerifySummary {
     pub failures_by_check: BTreeMap<String, usize>,
     /// Photos served from the result cache.
     pub cache_hits: usize,
-    /// Path the batch ran on.
+    /// Path most photos ran on (`cpu` or `gpu`; see `decisions` for each chunk).
     pub device: String,
-    /// Why (the scheduler's reason, or "requested").
+    /// Why, for that path (the decision's reason, in words).
     pub reason: String,
+    /// The placement decision of each chunk of photos, typed.
+    pub decisions: Vec<ChunkDecision>,
     /// Wall time of the batch, ms.
     pub wall_ms: f64,
     /// Photos per second over the wall time.
     pub photos_per_s: f64,
     /// Median per-photo stage times over computed (not cached) photos.
     pub median: StageTimes,
+}
+
+/// Where one chunk of a batch ran, and why.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkDecision {
+    /// Index of the chunk's first photo in the batch.
+    pub first: usize,
+    /// Photos in the chunk (cached ones included).
+    pub photos: usize,
+    /// The scheduler's decision (or the requested path, or `all_cached`).
+    pub decision: Decision,
 }
 
 /// A batch's reports (in input order) and summary.
@@ -168,14 +207,31 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
 impl VerifySummary {
     pub(crate) fn from_reports(
         reports: &[PhotoReport],
-        device: &str,
-        reason: String,
+        decisions: Vec<ChunkDecision>,
         wall: std::time::Duration,
     ) -> Self {
+        let mut on_gpu = 0usize;
+        let mut on_cpu = 0usize;
+        for d in &decisions {
+            match d.decision.placement {
+                Placement::Gpu => on_gpu += d.photos,
+                _ => on_cpu += d.photos,
+            }
+        }
+        let gpu = on_gpu > on_cpu;
+        let reason = decisions
+            .iter()
+            .filter(|d| (d.decision.placement == Placement::Gpu) == gpu)
+            .max_by_key(|d| d.photos)
+            .map_or_else(
+                || "no photos".to_string(),
+                |d| d.decision.reason.to_string(),
+            );
         let mut s = VerifySummary {
             photos: reports.len(),
-            device: device.to_string(),
+            device: if gpu { "gpu" } else { "cpu" }.to_string(),
             reason,
+            decisions,
             wall_ms: wall.as_secs_f64() * 1e3,
             ..Default::default()
         };
@@ -200,11 +256,13 @@ impl VerifySummary {
             decode_ms: m(|t| t.decode_ms),
             preprocess_ms: m(|t| t.preprocess_ms),
             detect_ms: m(|t| t.detect_ms),
+            landmarks_ms: m(|t| t.landmarks_ms),
             checks_ms: m(|t| t.checks_ms),
             total_ms: m(|t| t.total_ms),
         };
+        // processed photos only: an unreadable file costs nothing and proves nothing
         s.photos_per_s = if wall.as_secs_f64() > 0.0 {
-            reports.len() as f64 / wall.as_secs_f64()
+            (reports.len() - s.errors) as f64 / wall.as_secs_f64()
         } else {
             0.0
         };
@@ -226,10 +284,11 @@ impl std::fmt::Display for VerifySummary {
         )?;
         writeln!(
             f,
-            "median per photo: decode {:.1} ms, preprocess {:.1} ms, detect {:.1} ms, checks {:.1} ms, total {:.1} ms",
+            "median per photo: decode {:.1} ms, preprocess {:.1} ms, detect {:.1} ms, landmarks {:.1} ms, checks {:.1} ms, total {:.1} ms",
             self.median.decode_ms,
             self.median.preprocess_ms,
             self.median.detect_ms,
+            self.median.landmarks_ms,
             self.median.checks_ms,
             self.median.total_ms
         )?;

@@ -35,7 +35,7 @@ pub fn assets() -> Option<PathBuf> {
     let dir = std::env::var_os("VERIDOC_FIXTURES")
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures"));
-    dir.join(".complete-v1").exists().then_some(dir)
+    dir.join(".complete-v2").exists().then_some(dir)
 }
 
 /// Assets are required in CI (`VERIDOC_REQUIRE_ASSETS=1`); elsewhere a test without them
@@ -53,6 +53,34 @@ pub fn assets_or_skip(test: &str) -> Option<PathBuf> {
             None
         }
     }
+}
+
+/// The face-api reference outputs (`scripts/faceapi-reference.sh`, run by setup):
+/// `fixtures/reference`, required in CI like the assets.
+pub fn reference_or_skip(test: &str) -> Option<PathBuf> {
+    let assets = assets_or_skip(test)?;
+    let dir = assets.join("reference");
+    if dir.join(".faceapi-complete-v1").exists() {
+        return Some(dir);
+    }
+    if std::env::var("VERIDOC_REQUIRE_ASSETS").as_deref() == Ok("1") {
+        panic!("{test}: face-api reference missing and VERIDOC_REQUIRE_ASSETS=1 (run scripts/faceapi-reference.sh)");
+    }
+    eprintln!("SKIPPED {test}: face-api reference missing (run scripts/faceapi-reference.sh)");
+    None
+}
+
+/// Decodes a photo at full resolution (EXIF orientation applied).
+pub fn decode_full(path: &std::path::Path) -> Frame {
+    let bytes = std::fs::read(path).expect("read photo");
+    veridoc::decode::load(
+        &bytes,
+        &veridoc::DecodeOptions::default(),
+        &veridoc::DecodeLimits::default(),
+        |_| Ok(1),
+    )
+    .expect("decode photo")
+    .frame
 }
 
 /// An independent f64 model of antialiased separable resampling (Pillow's definition:
