@@ -2,13 +2,15 @@
 //!
 //! ```text
 //! cargo run --release --example verify -- [--device cpu|gpu|auto] [--profile FILE|passport]
-//!     [--json FILE] [--models DIR] [--cache-dir DIR] [--no-cache] [INPUTS|DIRS]...
+//!     [--json FILE] [--annotate DIR] [--models DIR] [--cache-dir DIR] [--no-cache]
+//!     [INPUTS|DIRS]...
 //! ```
 //!
 //! Shows a progress bar (on a terminal) and a summary table: one line per photo with its
 //! verdict, faces and failed checks. `--json` writes `{"reports": [...], "summary": {...}}`.
 //! With no inputs it verifies the sample photos fetched by `scripts/fetch-assets.sh`
-//! (`fixtures/photos`). Exit status 0 when the run completed, whatever the verdicts;
+//! (`fixtures/photos`) and the sample passport photos of the conformance corpus
+//! (`fixtures/corpus/samples`, built by `scripts/make-corpus.sh`). Exit status 0 when the run completed, whatever the verdicts;
 //! non-zero only when it could not run (bad arguments, no model, unwritable output).
 
 use std::io::IsTerminal;
@@ -38,6 +40,10 @@ struct Args {
     /// Write every report and the summary as JSON.
     #[arg(long)]
     json: Option<PathBuf>,
+    /// Write each photo with what verification saw drawn on it (face boxes, landmarks,
+    /// eye line, head extent, background regions, failed checks) as DIR/<name>.jpg.
+    #[arg(long)]
+    annotate: Option<PathBuf>,
     /// Folder of face-api's models (TinyFaceDetector, 68 landmarks, expression: their
     /// `*-weights_manifest.json` and `.bin` files). Default: the fetched fixtures/models.
     #[arg(long)]
@@ -111,7 +117,14 @@ fn run(a: Args) -> Result<(), String> {
                 dir.display()
             ));
         }
-        collect_inputs(&[dir])?
+        // the sample photos, and the corpus's sample passport photos (compliant ones and
+        // single-defect ones) when scripts/make-corpus.sh has built it
+        let samples = assets.join("corpus/samples");
+        let mut dirs = vec![dir];
+        if samples.is_dir() {
+            dirs.push(samples);
+        }
+        collect_inputs(&dirs)?
     } else {
         collect_inputs(&a.inputs)?
     };
@@ -140,7 +153,7 @@ fn run(a: Args) -> Result<(), String> {
         b.finish_and_clear();
     }
     println!(
-        "{:<28} {:<9} {:>5} {:>9} {:>8}  failed checks / error",
+        "{:<34} {:<9} {:>5} {:>9} {:>8}  failed checks / error",
         "photo", "verdict", "faces", "size", "ms"
     );
     for r in &out.reports {
@@ -157,7 +170,7 @@ fn run(a: Args) -> Result<(), String> {
             Verdict::Error => "error",
         };
         println!(
-            "{:<28} {:<9} {:>5} {:>9} {:>8}  {}",
+            "{:<34} {:<9} {:>5} {:>9} {:>8}  {}",
             name,
             verdict,
             r.faces.len(),
@@ -206,6 +219,10 @@ fn run(a: Args) -> Result<(), String> {
             stage(|s| s.checks_ms)
         );
     }
+    if let Some(dir) = &a.annotate {
+        let n = annotate(dir, &inputs, &out.reports)?;
+        println!("{n} annotated photos written to {}", dir.display());
+    }
     if let Some(path) = &a.json {
         let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
         serde_json::to_writer_pretty(std::io::BufWriter::new(f), &out)
@@ -213,6 +230,76 @@ fn run(a: Args) -> Result<(), String> {
         println!("reports written to {}", path.display());
     }
     Ok(())
+}
+
+/// Longer side of the annotated copies (the photo is decoded at a reduced scale).
+const ANNOTATE_SIDE: u32 = 1200;
+
+/// The photo decoded at the smallest JPEG scale that keeps its longer side at least
+/// [`ANNOTATE_SIDE`] (reports are in full-resolution pixels; drawing scales them).
+fn decode_for_annotation(
+    input: &Input,
+    r: &veridoc::verify::PhotoReport,
+) -> Result<veridoc::Frame, String> {
+    let bytes = match input {
+        Input::Path(path) => std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?,
+        Input::Bytes { bytes, .. } => bytes.to_vec(),
+        Input::Frame { frame, .. } => return Ok(frame.clone()),
+        _ => return Err(format!("{}: cannot re-read this input", r.name)),
+    };
+    veridoc::decode::load(
+        &bytes,
+        &veridoc::DecodeOptions::default(),
+        &veridoc::DecodeLimits::default(),
+        |h| {
+            let (w, hh) = h.oriented_size();
+            let long = w.max(hh);
+            Ok([8u32, 4, 2]
+                .into_iter()
+                .find(|k| long / k >= ANNOTATE_SIDE)
+                .unwrap_or(1))
+        },
+    )
+    .map(|d| d.frame)
+    .map_err(|e| format!("{}: {e}", r.name))
+}
+
+/// Writes an annotated copy of each verified photo into `dir`; returns how many.
+fn annotate(
+    dir: &Path,
+    inputs: &[Input],
+    reports: &[veridoc::verify::PhotoReport],
+) -> Result<usize, String> {
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let mut n = 0;
+    let mut used = std::collections::HashSet::new();
+    for (input, r) in inputs.iter().zip(reports) {
+        if r.verdict == Verdict::Error {
+            continue;
+        }
+        let frame = decode_for_annotation(input, r)?;
+        let img = veridoc::verify::annotate::annotate(&frame, r);
+        let stem = Path::new(&r.name)
+            .file_stem()
+            .map_or_else(|| "photo".to_string(), |s| s.to_string_lossy().into_owned());
+        let mut name = format!("{stem}.jpg");
+        let mut k = 2;
+        while !used.insert(name.clone()) {
+            name = format!("{stem}_{k}.jpg");
+            k += 1;
+        }
+        let path = dir.join(name);
+        image::save_buffer(
+            &path,
+            img.as_bytes(),
+            img.width(),
+            img.height(),
+            image::ExtendedColorType::Rgb8,
+        )
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+        n += 1;
+    }
+    Ok(n)
 }
 
 fn main() -> ExitCode {

@@ -220,9 +220,18 @@ async function processPhoto(meta, keep) {
   if (bytes.length !== W * H * 3) throw new Error(`${meta.name}: expected ${W * H * 3} bytes, got ${bytes.length}`);
   const img = tf.tensor3d(Int32Array.from(bytes), [H, W, 3], 'int32');
 
-  const opts = new faceapi.TinyFaceDetectorOptions({ inputSize: 416, scoreThreshold: SCORE_THRESHOLD });
-  const results = await faceapi.detectAllFaces(img, opts).withFaceLandmarks().withFaceExpressions();
-  const plain416 = await detect(img, 416);
+  // face-api's default input size first; a photo it finds no face in at 416 (a close-up
+  // portrait whose face falls between the largest anchors) is tried at 608, then 320, so
+  // its landmarks and expression are still known (recorded as `input_size`)
+  let inputSize = 416;
+  let results = [];
+  for (const size of [416, 608, 320]) {
+    const opts = new faceapi.TinyFaceDetectorOptions({ inputSize: size, scoreThreshold: SCORE_THRESHOLD });
+    results = await faceapi.detectAllFaces(img, opts).withFaceLandmarks().withFaceExpressions();
+    inputSize = size;
+    if (results.length > 0) break;
+  }
+  const plain416 = await detect(img, inputSize);
   if (plain416.length !== results.length) {
     throw new Error(`${meta.name}: ${plain416.length} detections but ${results.length} full results (a crop was empty)`);
   }
@@ -276,7 +285,7 @@ async function processPhoto(meta, keep) {
     });
   }
 
-  const entry = { width: W, height: H, source: meta.source, faces };
+  const entry = { width: W, height: H, source: meta.source, input_size: inputSize, faces };
   for (const size of INPUT_SIZES.slice(1)) {
     entry[`detections_${size}`] = (await detect(img, size)).map((d) => ({ box: box4(d.box), score: d.score }));
   }

@@ -4,7 +4,9 @@
 #    Vulkan loader (a real Vulkan adapter on the CPU, for the GPU path's tests);
 #  - test assets: real photos and face-api's models (scripts/fetch-assets.sh);
 #  - face-api itself under Node (scripts/faceapi-reference.sh): the independent reference
-#    outputs the ported networks are tested against (fixtures/reference).
+#    outputs the ported networks are tested against (fixtures/reference);
+#  - the labelled conformance corpus of passport-style photos built from the fetched
+#    portraits (scripts/make-corpus.sh: fixtures/corpus).
 # Safe to run again: installed packages and complete assets are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -27,4 +29,5 @@ if [ ! -f "${VERIDOC_FIXTURES:-fixtures}/.complete-v2" ]; then
   scripts/fetch-assets.sh
 fi
 scripts/faceapi-reference.sh
+scripts/make-corpus.sh
 echo "setup: ok"

@@ -19,15 +19,19 @@ const BLUE: [u8; 3] = [60, 110, 255];
 const WHITE: [u8; 3] = [255, 255, 255];
 const PANEL: [u8; 3] = [24, 24, 28];
 
-/// Text scale: each font pixel becomes `GLYPH_SCALE` x `GLYPH_SCALE`.
-const GLYPH_SCALE: usize = 2;
-/// Pixels per text line.
-const LINE: usize = 8 * GLYPH_SCALE + 6;
-
 struct Canvas {
     w: usize,
     h: usize,
     px: Vec<u8>,
+    /// Text scale: each font pixel becomes `glyph` x `glyph` (1 under 800 px of width).
+    glyph: usize,
+}
+
+impl Canvas {
+    /// Pixels per text line.
+    fn line_h(&self) -> usize {
+        8 * self.glyph + 4
+    }
 }
 
 impl Canvas {
@@ -117,17 +121,17 @@ impl Canvas {
             } else {
                 BASIC_LEGACY[b'?' as usize]
             };
-            let gx = x + i * 8 * GLYPH_SCALE;
-            if gx + 8 * GLYPH_SCALE > self.w {
+            let gx = x + i * 8 * self.glyph;
+            if gx + 8 * self.glyph > self.w {
                 break;
             }
             for (row, bits) in glyph.iter().enumerate() {
                 for col in 0..8 {
                     if bits & (1 << col) != 0 {
-                        for a in 0..GLYPH_SCALE {
-                            for b in 0..GLYPH_SCALE {
-                                let px = (gx + col * GLYPH_SCALE + a) as i64;
-                                let py = (y + row * GLYPH_SCALE + b) as i64;
+                        for a in 0..self.glyph {
+                            for b in 0..self.glyph {
+                                let px = (gx + col * self.glyph + a) as i64;
+                                let py = (y + row * self.glyph + b) as i64;
                                 self.put(px, py, c);
                             }
                         }
@@ -173,13 +177,16 @@ pub fn annotate(photo: &Frame, report: &PhotoReport) -> Frame {
         1.0
     };
     let lines = panel_lines(report);
+    let glyph = (w / 800).clamp(1, 3);
     // the panel wraps nothing: lines longer than the width are clipped
-    let panel = LINE * lines.len() + 8;
+    let panel = (8 * glyph + 4) * lines.len() + 8;
     let mut c = Canvas {
         w,
         h: h + panel,
         px: vec![0u8; w * (h + panel) * 3],
+        glyph,
     };
+    let line = c.line_h();
     c.px[..w * h * 3].copy_from_slice(photo.as_bytes());
     for y in h..h + panel {
         for x in 0..w {
@@ -222,13 +229,13 @@ pub fn annotate(photo: &Frame, report: &PhotoReport) -> Frame {
         c.rect(sc([f.x, f.y, f.width, f.height]), col, t);
         c.text(
             (f.x * s).max(0.0) as usize,
-            ((f.y * s) as usize).saturating_sub(LINE),
+            ((f.y * s) as usize).saturating_sub(line),
             &format!("{} {:.2}", i + 1, f.score),
             col,
         );
     }
-    for (i, (line, col)) in lines.iter().enumerate() {
-        c.text(6, h + 4 + i * LINE, line, *col);
+    for (i, (text, col)) in lines.iter().enumerate() {
+        c.text(6, h + 4 + i * line, text, *col);
     }
     Frame::new(c.w as u32, c.h as u32, c.px).unwrap_or_else(|_| photo.clone())
 }

@@ -242,12 +242,14 @@ pub fn background(l: &Luma, face: &Face) -> Option<Background> {
 }
 
 /// Luma statistics of a set of rectangles (`[x, y, w, h]`, clipped to the plane; overlaps
-/// counted once per rectangle): mean and spread, and the texture (mean gradient magnitude).
+/// counted once per rectangle): mean, spread about a fitted plane, and the texture.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct RegionStats {
     /// Mean luma, 0..1.
     pub mean: f64,
-    /// Standard deviation of luma, 0..1.
+    /// Standard deviation of luma about a plane fitted to each rectangle (least squares in
+    /// x and y), pooled over the rectangles, 0..1: a smooth falloff of the light is
+    /// removed, stripes, checks, folds and objects remain.
     pub std: f64,
     /// Mean gradient magnitude, 0..1 per pixel: central differences over 2 pixels on each
     /// axis (`(v[x+2] - v[x-2]) / 4`), which smooths single-pixel JPEG noise; patterns and
@@ -257,23 +259,60 @@ pub struct RegionStats {
     pub coverage: f64,
 }
 
+/// Solves the 3x3 system `m x = b` (Cramer's rule); `None` when singular.
+fn solve3(m: [[f64; 3]; 3], b: [f64; 3]) -> Option<[f64; 3]> {
+    let det = |m: &[[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(&m);
+    if d.abs() < 1e-12 || !d.is_finite() {
+        return None;
+    }
+    Some(std::array::from_fn(|k| {
+        let mut mk = m;
+        for (r, row) in mk.iter_mut().enumerate() {
+            row[k] = b[r];
+        }
+        det(&mk) / d
+    }))
+}
+
 /// Statistics over `rects` of `l`; `None` when they hold fewer than `min_fraction` of the
 /// plane's pixels.
 pub fn region_stats(l: &Luma, rects: &[[f32; 4]], min_fraction: f64) -> Option<RegionStats> {
     let (w, h) = (l.width, l.height);
-    let (mut n, mut s, mut s2, mut g, mut gn) = (0u64, 0f64, 0f64, 0f64, 0u64);
+    let (mut n, mut s, mut g, mut gn, mut resid) = (0u64, 0f64, 0f64, 0u64, 0f64);
     let at = |x: usize, y: usize| l.data[y * w + x] as f64;
     for r in rects {
         let x0 = (r[0].max(0.0) as usize).min(w);
         let y0 = (r[1].max(0.0) as usize).min(h);
         let x1 = ((r[0] + r[2]).max(0.0) as usize).min(w);
         let y1 = ((r[1] + r[3]).max(0.0) as usize).min(h);
+        if x1 <= x0 || y1 <= y0 {
+            continue;
+        }
+        // sums for the plane v = a + b u + c t, with u, t in [0, 1) over the rectangle
+        let (sw, sh) = ((x1 - x0) as f64, (y1 - y0) as f64);
+        let mut m = [[0f64; 3]; 3];
+        let mut mv = [0f64; 3];
+        let mut vv = 0f64;
         for y in y0..y1 {
+            let t = (y - y0) as f64 / sh;
             for x in x0..x1 {
+                let u = (x - x0) as f64 / sw;
                 let v = at(x, y);
+                let f = [1.0, u, t];
+                for i in 0..3 {
+                    for j in 0..3 {
+                        m[i][j] += f[i] * f[j];
+                    }
+                    mv[i] += f[i] * v;
+                }
+                vv += v * v;
                 n += 1;
                 s += v;
-                s2 += v * v;
                 if x >= x0 + 2 && x + 2 < x1 && y >= y0 + 2 && y + 2 < y1 {
                     let gx = (at(x + 2, y) - at(x - 2, y)) / 4.0;
                     let gy = (at(x, y + 2) - at(x, y - 2)) / 4.0;
@@ -282,6 +321,12 @@ pub fn region_stats(l: &Luma, rects: &[[f32; 4]], min_fraction: f64) -> Option<R
                 }
             }
         }
+        // residual sum of squares: vv - beta . mv (a strip one pixel tall fits a line)
+        let fitted = solve3(m, mv).map_or_else(
+            || mv[0] * mv[0] / m[0][0].max(1.0),
+            |b| b[0] * mv[0] + b[1] * mv[1] + b[2] * mv[2],
+        );
+        resid += (vv - fitted).max(0.0);
     }
     let total = (w * h).max(1) as f64;
     if n == 0 || (n as f64) < min_fraction * total {
@@ -290,7 +335,7 @@ pub fn region_stats(l: &Luma, rects: &[[f32; 4]], min_fraction: f64) -> Option<R
     let mean = s / n as f64;
     Some(RegionStats {
         mean: mean / 255.0,
-        std: (s2 / n as f64 - mean * mean).max(0.0).sqrt() / 255.0,
+        std: (resid / n as f64).sqrt() / 255.0,
         texture: if gn > 0 { g / gn as f64 / 255.0 } else { 0.0 },
         coverage: n as f64 / total,
     })
@@ -409,6 +454,10 @@ mod tests {
 
     #[test]
     fn region_stats_tell_a_plain_region_from_a_pattern() {
+        // a light falloff of 60 levels across the region is not a pattern
+        let ramp = plane(64, 64, |x, y| (150 + x / 2 + y / 3) as u8);
+        let r = region_stats(&ramp, &[[0.0, 0.0, 64.0, 64.0]], 0.0).unwrap();
+        assert!(r.std < 0.005, "{r:?}");
         let plain = plane(64, 64, |x, _| 200 + (x / 16) as u8);
         let striped = plane(64, 64, |x, _| if (x / 3) % 2 == 0 { 60 } else { 200 });
         let all = [[0.0, 0.0, 64.0, 64.0]];

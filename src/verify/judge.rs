@@ -339,13 +339,16 @@ fn judge_one(spec: &CheckSpec, value: Option<f64>, range: Option<Range>, missing
 pub(crate) struct Evidence<'a> {
     /// Full-resolution photo size (after orientation).
     pub photo: (u32, u32),
-    /// The analysis image.
+    /// The image the checks measure (the analysis image, or its reduction).
     pub frame: &'a Frame,
     /// Its luma.
     pub luma: &'a Luma,
-    /// Faces found, in analysis pixels.
+    /// The image face sharpness is measured on (the analysis image, at its native scale)
+    /// and its pixels per `frame` pixel.
+    pub sharp: (&'a Frame, f32),
+    /// Faces found, in `frame`'s pixels.
     pub faces: &'a [Face],
-    /// The subject, in analysis pixels (`None` without a face or without landmarks).
+    /// The subject, in `frame`'s pixels (`None` without a face or without landmarks).
     pub subject: Option<&'a Subject>,
     /// Why there is no subject, when there is none.
     pub no_subject: &'a str,
@@ -445,10 +448,13 @@ pub(crate) fn judge(profile: &Profile, e: &Evidence<'_>) -> Vec<Check> {
                 subj.and_then(|s| s.expression.as_ref())
                     .map(|x| x.probability("neutral") as f64)
             }
-            "face_sharpness" => match subj {
-                Some(s) => face_sharpness(f, &s.face),
-                None => one.and_then(|face| face_sharpness(f, &face)),
-            },
+            "face_sharpness" => {
+                let (sf, k) = e.sharp;
+                match subj {
+                    Some(s) => face_sharpness(sf, &s.face.scaled(k)),
+                    None => one.and_then(|face| face_sharpness(sf, &face.scaled(k))),
+                }
+            }
             "illumination_balance" => light.map(|l| l.balance),
             "face_brightness" => light.map(|l| l.mean),
             "face_highlights" => light.map(|l| l.highlights),

@@ -109,6 +109,10 @@ pub struct VerifyOptions {
     pub placement: Option<Placement>,
     /// Use the engine's result cache when it has one. Default: true.
     pub use_cache: bool,
+    /// Search for faces with every pass even when the verdict is already decided (the
+    /// report's face count is then never a lower bound). Default: false (a photo already
+    /// rejected skips the fine pass).
+    pub complete_search: bool,
 }
 
 impl Default for VerifyOptions {
@@ -124,6 +128,7 @@ impl VerifyOptions {
             profile,
             placement: None,
             use_cache: true,
+            complete_search: false,
         }
     }
 
@@ -136,6 +141,13 @@ impl VerifyOptions {
     /// Turns the result cache off for these calls.
     pub fn use_cache(mut self, on: bool) -> Self {
         self.use_cache = on;
+        self
+    }
+
+    /// Runs every pass of the face search on every photo (see
+    /// [`VerifyOptions::complete_search`]).
+    pub fn complete_search(mut self, on: bool) -> Self {
+        self.complete_search = on;
         self
     }
 }
@@ -526,12 +538,10 @@ impl<'e> Verifier<'e> {
             &DecodeOptions::default(),
             self.engine.decode_limits(),
             |h| {
-                let (w, hh) = h.oriented_size();
-                let long = w.max(hh);
-                Ok([8u32, 4, 2]
-                    .into_iter()
-                    .find(|k| long / k >= ANALYSIS_MIN_SIDE)
-                    .unwrap_or(1))
+                Ok(analysis_shrink(
+                    h.oriented_size(),
+                    &self.opts.profile.detector.search,
+                ))
             },
         )?;
         Ok(Analysed {
@@ -621,12 +631,12 @@ impl<'e> Verifier<'e> {
         };
         let nets = self.run_face_nets(&frames, &subject_face, nets_on);
         fell_back = fell_back.or(nets.fell_back.clone());
-        // 3. measure and judge (CPU)
+        // 3. measure and judge (CPU), on the analysis image reduced to CHECKS_SIDE
         let t_judge = Instant::now();
-        let lumas: Vec<Luma> = self
+        let looks: Vec<Look<'_>> = self
             .engine
             .pool()
-            .install(|| frames.par_iter().map(|f| Luma::from_frame(f)).collect());
+            .install(|| frames.par_iter().map(|f| Look::new(f)).collect());
         let subjects: Vec<Result<Option<Subject>>> = self.engine.pool().install(|| {
             nets.results
                 .par_iter()
@@ -635,20 +645,30 @@ impl<'e> Verifier<'e> {
                     Err(e) => Err(e.duplicate()),
                     Ok(None) => Ok(None),
                     Ok(Some((lm, ex))) => Ok(subject_face[k].map(|face| {
-                        Subject::measure(face, lm.clone(), ex.clone(), frames[k], &lumas[k])
+                        let l = &looks[k];
+                        Subject::measure(
+                            face.scaled(l.scale),
+                            lm.scaled(l.scale),
+                            ex.clone(),
+                            l.frame(),
+                            &l.luma,
+                        )
                     })),
                 })
                 .collect()
         });
         let judge_one = |k: usize, faces: &[Face], subject: Option<&Subject>| -> Vec<Check> {
             let a = ok[k];
+            let l = &looks[k];
+            let faces: Vec<Face> = faces.iter().map(|f| f.scaled(l.scale)).collect();
             judge::judge(
                 profile,
                 &judge::Evidence {
                     photo: a.photo_size(),
-                    frame: &a.frame,
-                    luma: &lumas[k],
-                    faces,
+                    frame: l.frame(),
+                    luma: &l.luma,
+                    sharp: (&a.frame, 1.0 / l.scale),
+                    faces: &faces,
                     subject,
                     no_subject: if self.models.landmarks.is_none() {
                         "landmark model not registered"
@@ -675,6 +695,9 @@ impl<'e> Verifier<'e> {
             .map(|(k, a)| {
                 let size = (a.frame.width(), a.frame.height());
                 let p = detect::fine_pass(size, a.photo_size(), cfg)?;
+                if self.opts.complete_search {
+                    return faces[k].is_ok().then_some(p);
+                }
                 let open = judged[k].as_ref().is_some_and(|checks| {
                     checks
                         .iter()
@@ -739,6 +762,8 @@ impl<'e> Verifier<'e> {
         } else {
             "cpu"
         };
+        let look_scale: Vec<f32> = looks.iter().map(|l| l.scale).collect();
+        drop(looks);
         // 5. reports
         let mut staged = analysed.into_iter();
         let mut k = 0usize;
@@ -772,6 +797,7 @@ impl<'e> Verifier<'e> {
                         name,
                         profile,
                         &a,
+                        look_scale[k],
                         f,
                         s.as_ref(),
                         checks,
@@ -805,12 +831,82 @@ impl<'e> Verifier<'e> {
     }
 }
 
+/// The JPEG shrink-on-load factor for the analysis image of a photo of `size`: the largest
+/// of 8, 4, 2 that keeps the longer side at least [`ANALYSIS_MIN_SIDE`] and, when the fine
+/// pass is on, the smallest face to find at least 90 % of
+/// [`detect::SearchConfig::fine_face_px`] (the detector needs real detail: an upscaled
+/// 30 px face is found less often than a decoded 54 px one).
+pub fn analysis_shrink(size: (u32, u32), search: &detect::SearchConfig) -> u32 {
+    let long = size.0.max(size.1);
+    let face = detect::min_face(size, size, search);
+    [8u32, 4, 2]
+        .into_iter()
+        .find(|&k| {
+            long / k >= ANALYSIS_MIN_SIDE
+                && (!search.fine || face / k as f32 >= 0.9 * search.fine_face_px)
+        })
+        .unwrap_or(1)
+}
+
+/// The checks run on the analysis image reduced to this longer side (they measure
+/// ratios, means and spreads; a 12 MP photo's 2000 px analysis image would cost 4x for
+/// the same verdict). Face sharpness reads the analysis image itself.
+pub const CHECKS_SIDE: u32 = 1024;
+
+/// The image the checks look at: the analysis image, or its reduction to
+/// [`CHECKS_SIDE`], with its luma.
+struct Look<'a> {
+    reduced: Option<Frame>,
+    original: &'a Frame,
+    luma: Luma,
+    /// Checks-image pixels per analysis pixel.
+    scale: f32,
+}
+
+impl<'a> Look<'a> {
+    fn new(f: &'a Frame) -> Look<'a> {
+        let long = f.width().max(f.height());
+        let reduced = if long > CHECKS_SIDE {
+            let s = CHECKS_SIDE as f64 / long as f64;
+            let (w, h) = (
+                ((f.width() as f64 * s).round() as u32).max(1),
+                ((f.height() as f64 * s).round() as u32).max(1),
+            );
+            let p = Pipeline::new()
+                .stretch(w, h)
+                .dtype(DType::U8)
+                .layout(Layout::Nhwc);
+            Geometry::plan(f.width(), f.height(), &p)
+                .and_then(|g| crate::cpu::preprocess(f, &g, &p, &ValueLut::new(&p)))
+                .ok()
+                .and_then(|t| t.as_u8().map(<[u8]>::to_vec))
+                .and_then(|px| Frame::new(w, h, px).ok())
+        } else {
+            None
+        };
+        let frame = reduced.as_ref().unwrap_or(f);
+        let scale = frame.width() as f32 / f.width().max(1) as f32;
+        let luma = Luma::from_frame(frame);
+        Look {
+            reduced,
+            original: f,
+            luma,
+            scale,
+        }
+    }
+
+    fn frame(&self) -> &Frame {
+        self.reduced.as_ref().unwrap_or(self.original)
+    }
+}
+
 /// Builds a photo's report from its judged checks.
 #[allow(clippy::too_many_arguments)]
 fn report(
     name: String,
     profile: &Profile,
     a: &Analysed,
+    look_scale: f32,
     faces: &[Face],
     subject: Option<&Subject>,
     checks: Vec<Check>,
@@ -819,7 +915,9 @@ fn report(
     device: &str,
 ) -> PhotoReport {
     let (w, h) = a.photo_size();
+    // faces are in analysis pixels, the subject in the checks image's
     let k = w as f32 / a.frame.width().max(1) as f32;
+    let ks = k / look_scale;
     let mut warnings = Vec::new();
     if let Some(i) = a.info {
         if i.orientation > 1 {
@@ -870,7 +968,7 @@ fn report(
         checks,
         faces: faces.iter().map(|f| f.scaled(k)).collect(),
         faces_complete: complete,
-        subject: subject.map(|s| s.scaled(k)),
+        subject: subject.map(|s| s.scaled(ks)),
         timings,
         device: device.to_string(),
         cached: false,

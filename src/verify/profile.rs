@@ -218,14 +218,22 @@ impl Profile {
             eye_center_x: Some(Range::new(0.45, 0.55)),
             // ICAO 9303-3: chin to crown 32-36 mm of 45 mm, i.e. 70-80 % of the height.
             head_height: Some(Range::new(0.70, 0.80)),
-            // ISO/IEC 19794-5 8.3.4: head width 50-75 % of the image width.
-            head_width: Some(Range::new(0.50, 0.75)),
+            // ISO/IEC 19794-5 8.3.4 gives 50-75 % of the width of its 3:4 image; in a
+            // 35:45 photo with the head at 70-80 % of the height the same head spans up
+            // to ~85 % of the narrower width (the corpus's compliant portraits measure
+            // 0.65-0.80), so the upper bound is 0.85.
+            head_width: Some(Range::new(0.50, 0.85)),
             // ICAO 9303-3: the whole head, crown to chin, inside the frame.
             head_inside: Some(Range::at_least(0.0)),
-            // ISO/IEC 19794-5 7.2.2: roll within 8 degrees, yaw and pitch within 5.
+            // ISO/IEC 19794-5 7.2.2: roll within 8 degrees, yaw and pitch within 5. Roll
+            // is measured (0.5 degrees median error on the corpus). Yaw and pitch are
+            // estimates from 2D landmarks (a generic 3D face, weak perspective) that no
+            // labelled photo checks: the corpus's neutral portraits, frontal to the eye,
+            // read yaw -11 to +10 and pitch -24 to +4 (facial proportions move it), so
+            // the profile flags only a clearly turned (over 10) or tilted (over 25) head.
             roll: Some(Range::new(-8.0, 8.0)),
-            yaw: Some(Range::new(-5.0, 5.0)),
-            pitch: Some(Range::new(-5.0, 5.0)),
+            yaw: Some(Range::new(-10.0, 10.0)),
+            pitch: Some(Range::new(-25.0, 25.0)),
             // ISO/IEC 19794-5 7.2.3: eyes open.
             eyes_open: Some(Range::at_least(0.18)),
             // ISO/IEC 19794-5 7.2.3: mouth closed.
@@ -243,9 +251,13 @@ impl Profile {
             // ICAO 9303-3: colour photo, natural skin tone.
             colourfulness: Some(Range::at_least(5.0)),
             cast: Some(Range::at_most(0.35)),
-            // ISO/IEC 19794-5 7.2.6: plain, uniform, light background.
-            background_uniformity: Some(Range::at_most(0.10)),
-            background_texture: Some(Range::at_most(0.02)),
+            // ISO/IEC 19794-5 7.2.6: plain, uniform, light background. On the corpus
+            // (docs/verification.md) plain backgrounds measure under 0.01 and 0.001,
+            // photographed backdrops 0.02-0.04 and 0.004, patterns (stripes, checks,
+            // folds, textures) 0.04-0.15 and 0.004-0.026: the spread about a fitted plane
+            // tells most patterns, the gradient the fine-grained ones.
+            background_uniformity: Some(Range::at_most(0.04)),
+            background_texture: Some(Range::at_most(0.008)),
             background_brightness: Some(Range::at_least(0.50)),
             image_sharpness: None,
             highlights: None,
@@ -255,7 +267,15 @@ impl Profile {
             face_height: None,
             face_center_x: None,
             face_center_y: None,
-            detector: DetectorConfig::default(),
+            // only the applicant: a second face as small as 30 px beside the shoulder
+            // must be found (the corpus's second_face class), under the general 40 px
+            detector: DetectorConfig {
+                search: crate::detect::SearchConfig {
+                    min_face_px: 28.0,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
         }
     }
 
