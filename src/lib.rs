@@ -51,7 +51,12 @@ mod engine;
 mod error;
 mod frame;
 pub mod geometry;
+// The GPU path (wgpu), or its disabled twin in a build without the `gpu` feature: the one
+// place the feature is decided, so the rest of the crate reads the same in both builds.
 #[cfg(feature = "gpu")]
+pub mod gpu;
+#[cfg(not(feature = "gpu"))]
+#[path = "gpu/disabled.rs"]
 pub mod gpu;
 mod input;
 pub mod landmarks;

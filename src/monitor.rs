@@ -310,7 +310,6 @@ impl Sampler {
         }
         if let Some(e) = &self.engine {
             out.push((metric::HOST_RESERVED, None, e.host_budget().used() as f64));
-            #[cfg(feature = "gpu")]
             if let Some(g) = e.gpu_memory() {
                 out.push((metric::GPU_USED, None, g.used as f64));
             }
@@ -398,7 +397,6 @@ impl Monitor {
         Recorded::push(&mut d.stages, "wall", ms(r.wall));
         Recorded::push(&mut d.stages, "decode", ms(r.decode));
         Recorded::push(&mut d.stages, "preprocess", ms(r.preprocess));
-        #[cfg(feature = "gpu")]
         if let Some(g) = &r.gpu {
             Recorded::push(&mut d.stages, "gpu_upload", ms(g.upload));
             if g.kernel > Duration::ZERO {

@@ -84,3 +84,66 @@ fn gpu_verification_finds_the_cpu_faces_and_reports_its_time() {
         c.summary.median.landmarks_ms
     );
 }
+
+/// Passport photos of the conformance corpus through every pass of the search on the GPU
+/// (the fine pass's rectangular inputs batched per size): the same faces, verdicts and
+/// failed checks as the CPU. Two photos: lavapipe runs a 416x416 pass in ~0.5 s.
+#[test]
+fn gpu_passport_verification_matches_the_cpu_with_every_pass() {
+    let test = "gpu_passport_verification_matches_the_cpu_with_every_pass";
+    let Some(assets) = common::assets_or_skip(test) else {
+        return;
+    };
+    let corpus = assets.join("corpus");
+    if !corpus.join("labels.json").exists() {
+        assert!(
+            std::env::var("VERIDOC_REQUIRE_ASSETS").as_deref() != Ok("1"),
+            "{test}: corpus missing and VERIDOC_REQUIRE_ASSETS=1"
+        );
+        eprintln!("SKIPPED {test}: corpus missing (run scripts/make-corpus.sh)");
+        return;
+    }
+    let Some(gpu) = common::gpu_or_skip(test) else {
+        return;
+    };
+    let cpu = common::cpu_engine();
+    gpu.register_face_models(assets.join("models"));
+    cpu.register_face_models(assets.join("models"));
+    let inputs: Vec<Input> = [
+        "bob_testimage_compliant_01.jpg",
+        "bob_testimage_second_face_02.jpg",
+    ]
+    .iter()
+    .map(|n| Input::path(corpus.join(n)))
+    .collect();
+    let opts = |p| {
+        VerifyOptions::default()
+            .placement(p)
+            .use_cache(false)
+            .complete_search(true)
+    };
+    let g = gpu.verify(&opts(Placement::Gpu), &inputs).expect("gpu");
+    let c = cpu.verify(&opts(Placement::Cpu), &inputs).expect("cpu");
+    for (a, b) in c.reports.iter().zip(&g.reports) {
+        eprintln!(
+            "{}: cpu {:?} {:?}, gpu {:?} {:?}",
+            a.name, a.verdict, a.failed, b.verdict, b.failed
+        );
+        assert_eq!(b.device, "gpu");
+        assert_eq!(faces(a), faces(b), "{}", a.name);
+        assert!(a.faces_complete && b.faces_complete);
+        for (x, y) in a.faces.iter().zip(&b.faces) {
+            assert!(x.iou(y) >= 0.95, "{}: {x:?} {y:?}", a.name);
+        }
+        assert_eq!(a.verdict, b.verdict, "{}", a.name);
+        assert_eq!(a.failed, b.failed, "{}", a.name);
+    }
+    // the compliant photo passes, the one with a 60 px second face fails for it
+    assert_eq!(
+        c.reports[0].verdict,
+        veridoc::verify::Verdict::Accepted,
+        "{:?}",
+        c.reports[0].failed
+    );
+    assert_eq!(c.reports[1].failed, vec!["faces".to_string()]);
+}

@@ -293,13 +293,11 @@ pub fn measure_with(
             .and_then(|s| s.peak(name))
             .map(|v| v as u64)
     };
-    #[cfg_attr(not(feature = "gpu"), allow(unused_mut))]
     let mut gpu_peak = peak(metric::GPU_USED);
     if let Some(e) = engine {
         host_peak = host_peak.max(e.host_budget().peak());
         // The pool only grows within a case (it was trimmed before the warm-up), so what
         // it holds at the end is the case's peak.
-        #[cfg(feature = "gpu")]
         if let Some(g) = e.gpu_memory() {
             gpu_peak = gpu_peak.max(Some(g.used)).filter(|&b| b > 0);
         }
@@ -383,7 +381,6 @@ impl Fingerprint {
                 .with_memory(sysinfo::MemoryRefreshKind::nothing().with_ram())
                 .with_cpu(sysinfo::CpuRefreshKind::nothing()),
         );
-        #[cfg_attr(not(feature = "gpu"), allow(unused_mut))]
         let mut f = Fingerprint {
             cpu_model: sys
                 .cpus()
@@ -398,7 +395,6 @@ impl Fingerprint {
             engine_threads: engine.map_or(0, |e| e.cpu_threads()),
             ..Fingerprint::default()
         };
-        #[cfg(feature = "gpu")]
         if let Some(i) = engine.and_then(|e| e.gpu_info()) {
             f.adapter = i.name.clone();
             f.backend = i.backend.clone();

@@ -658,7 +658,6 @@ pub fn run_suites(
     let started_unix = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
-    #[cfg(feature = "gpu")]
     let main = {
         let b = cfg.builder();
         let b = if cfg.gpu {
@@ -668,12 +667,7 @@ pub fn run_suites(
         };
         Arc::new(b.build()?)
     };
-    #[cfg(not(feature = "gpu"))]
-    let main = Arc::new(cfg.builder().build()?);
-    #[cfg(feature = "gpu")]
     let has_gpu = main.gpu_info().is_some();
-    #[cfg(not(feature = "gpu"))]
-    let has_gpu = false;
     let fingerprint = Fingerprint::collect(Some(&main));
     let software = fingerprint.adapter_is_software;
     let gpu_ok = |wh: (u32, u32), n: usize| has_gpu && cfg.gpu_ok(wh, n, software);

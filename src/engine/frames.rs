@@ -71,7 +71,6 @@ impl Engine {
     }
 
     /// The GPU part of [`Engine::preprocess_frames`]; `None` without a GPU backend.
-    #[cfg(feature = "gpu")]
     fn preprocess_frames_gpu(
         &self,
         jobs: &[FrameJob<'_>],
@@ -123,15 +122,5 @@ impl Engine {
                 .map(|r| r.unwrap_or_else(|| Err(Error::invalid("gpu batch lost an item"))))
                 .collect(),
         )
-    }
-
-    #[cfg(not(feature = "gpu"))]
-    fn preprocess_frames_gpu(
-        &self,
-        _jobs: &[FrameJob<'_>],
-        _p: &Pipeline,
-        _lut: &ValueLut,
-    ) -> Option<Vec<Result<Tensor>>> {
-        None
     }
 }

@@ -75,7 +75,6 @@ pub struct EngineBuilder {
     threads: Option<usize>,
     limits: DecodeLimits,
     policy: DevicePolicy,
-    #[cfg(feature = "gpu")]
     gpu: crate::gpu::GpuSelection,
     gpu_budget: Option<u64>,
     host_limit: MemoryLimit,
@@ -108,7 +107,6 @@ impl EngineBuilder {
     }
 
     /// Which GPU to use. Default: `GpuSelection::Auto` (the best adapter, or none).
-    #[cfg(feature = "gpu")]
     pub fn gpu(mut self, selection: crate::gpu::GpuSelection) -> Self {
         self.gpu = selection;
         self
@@ -188,7 +186,6 @@ impl EngineBuilder {
             .thread_name(|i| format!("veridoc-cpu-{i}"))
             .build()
             .map_err(|e| Error::invalid(format!("cpu thread pool: {e}")))?;
-        #[cfg(feature = "gpu")]
         let gpu = {
             use crate::gpu::GpuSelection as S;
             let sel = match (&self.gpu, self.policy) {
@@ -201,12 +198,6 @@ impl EngineBuilder {
             };
             crate::gpu::GpuBackend::new(&sel, self.gpu_budget)?
         };
-        #[cfg(not(feature = "gpu"))]
-        if self.policy == DevicePolicy::Gpu {
-            return Err(Error::unsupported(
-                "policy gpu: built without the `gpu` feature",
-            ));
-        }
         let probe: Arc<dyn SystemProbe> = match self.probe {
             Some(p) => p,
             None => Arc::new(SysinfoProbe::new()),
@@ -231,9 +222,7 @@ impl EngineBuilder {
             threads,
             limits: self.limits,
             policy: self.policy,
-            #[cfg(feature = "gpu")]
             gpu_explicit: !matches!(self.gpu, crate::gpu::GpuSelection::Auto),
-            #[cfg(feature = "gpu")]
             gpu,
             scheduler: Scheduler::new(),
             host,
@@ -268,10 +257,8 @@ pub struct Engine {
     threads: usize,
     limits: DecodeLimits,
     policy: DevicePolicy,
-    #[cfg(feature = "gpu")]
     gpu: Option<crate::gpu::GpuBackend>,
     /// The caller chose the adapter (so `auto` uses it even when it is a software one).
-    #[cfg(feature = "gpu")]
     gpu_explicit: bool,
     scheduler: Scheduler,
     host: HostBudget,
@@ -299,7 +286,6 @@ impl Engine {
             threads: None,
             limits: DecodeLimits::default(),
             policy: DevicePolicy::Auto,
-            #[cfg(feature = "gpu")]
             gpu: crate::gpu::GpuSelection::Auto,
             gpu_budget: None,
             host_limit: MemoryLimit::FractionOfAvailable(DEFAULT_HOST_FRACTION),
@@ -370,13 +356,11 @@ impl Engine {
     }
 
     /// The GPU in use, if any.
-    #[cfg(feature = "gpu")]
     pub fn gpu_info(&self) -> Option<&crate::gpu::GpuInfo> {
         self.gpu.as_ref().map(|g| g.info())
     }
 
     /// GPU memory accounting (budget, in use, pooled, peak), if a GPU is in use.
-    #[cfg(feature = "gpu")]
     pub fn gpu_memory(&self) -> Option<crate::gpu::GpuMemoryUsage> {
         self.gpu.as_ref().map(|g| g.memory())
     }
@@ -387,14 +371,12 @@ impl Engine {
     }
 
     /// The GPU backend, if one is open.
-    #[cfg(feature = "gpu")]
     pub(crate) fn gpu_backend(&self) -> Option<&crate::gpu::GpuBackend> {
         self.gpu.as_ref()
     }
 
     /// Releases pooled GPU buffers; returns the bytes freed.
     pub fn trim(&self) -> u64 {
-        #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
             return g.trim();
         }
@@ -404,13 +386,10 @@ impl Engine {
     /// Identifies the machine state the calibration belongs to: engine version, adapter and
     /// CPU threads.
     pub(crate) fn fingerprint(&self) -> String {
-        #[cfg(feature = "gpu")]
         let adapter = self.gpu.as_ref().map_or("none".to_string(), |g| {
             let i = g.info();
             format!("{}|{}|{}", i.name, i.driver, i.driver_info)
         });
-        #[cfg(not(feature = "gpu"))]
-        let adapter = "none".to_string();
         format!("{}|{}|threads={}", crate::VERSION, adapter, self.threads)
     }
 

@@ -68,7 +68,6 @@ pub struct BatchReport {
     /// Items looked up in the result cache and computed.
     pub cache_misses: usize,
     /// GPU stage timings, when part of the batch ran on the GPU.
-    #[cfg(feature = "gpu")]
     pub gpu: Option<crate::gpu::GpuTimings>,
 }
 
@@ -93,7 +92,6 @@ impl BatchReport {
             host_peak: 0,
             cache_hits: 0,
             cache_misses: 0,
-            #[cfg(feature = "gpu")]
             gpu: None,
         }
     }
@@ -124,7 +122,6 @@ impl std::fmt::Display for BatchReport {
                 self.cache_hits, self.cache_misses
             )?;
         }
-        #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
             write!(
                 f,

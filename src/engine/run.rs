@@ -31,7 +31,6 @@ struct Part {
     preprocess: Duration,
     wall: Duration,
     cpu_fallback: usize,
-    #[cfg(feature = "gpu")]
     gpu: Option<crate::gpu::GpuTimings>,
     /// A failure of the whole GPU part (device lost, out of memory, validation).
     gpu_failed: Option<Error>,
@@ -229,7 +228,6 @@ impl Engine {
     }
 
     pub(crate) fn gpu_state(&self) -> GpuState {
-        #[cfg(feature = "gpu")]
         if let Some(g) = &self.gpu {
             return GpuState {
                 available: true,
@@ -339,7 +337,6 @@ impl Engine {
             report.preprocess += g.preprocess;
             report.gpu_wall = Some(g.wall);
             report.cpu_fallback += g.cpu_fallback;
-            #[cfg(feature = "gpu")]
             {
                 report.gpu = g.gpu;
             }
@@ -516,30 +513,8 @@ impl Engine {
         })
     }
 
-    #[cfg(not(feature = "gpu"))]
-    fn gpu_part(&self, _p: &Pipeline, _lut: &ValueLut, inputs: &[Input], idx: &[usize]) -> Part {
-        Part {
-            items: idx
-                .iter()
-                .map(|&i| {
-                    (
-                        i,
-                        Item {
-                            name: inputs[i].name(),
-                            result: Err(Error::unsupported("built without the `gpu` feature")),
-                            decode: None,
-                            cached: false,
-                        },
-                    )
-                })
-                .collect(),
-            ..Part::default()
-        }
-    }
-
     /// The GPU part: decode on the CPU workers (in groups that fit the host budget), run
     /// each group on the GPU; items over the GPU's limits run on the CPU under `auto`.
-    #[cfg(feature = "gpu")]
     fn gpu_part(&self, p: &Pipeline, lut: &ValueLut, inputs: &[Input], idx: &[usize]) -> Part {
         use crate::plan::ImagePlan;
         let start = Instant::now();

@@ -10,6 +10,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use super::info::GpuMemoryUsage;
 use crate::error::{LimitError, Result};
 
 /// Smallest size class: small buffers are rounded up to this (1 MiB).
@@ -76,19 +77,6 @@ impl Drop for PooledBuffer {
 fn lock(state: &Mutex<State>) -> std::sync::MutexGuard<'_, State> {
     // A poisoned lock only means another thread panicked mid-update of plain counters.
     state.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Memory statistics of the GPU pool.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
-pub struct GpuMemoryUsage {
-    /// The budget in bytes.
-    pub limit: u64,
-    /// Bytes of live buffers (in use or pooled).
-    pub used: u64,
-    /// Of which pooled (free for reuse).
-    pub pooled: u64,
-    /// Peak of `used`.
-    pub peak: u64,
 }
 
 impl BufferPool {

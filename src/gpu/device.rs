@@ -7,84 +7,8 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-
+use super::info::{GpuInfo, GpuSelection};
 use crate::error::{GpuError, Result};
-
-/// Which GPU the engine uses.
-#[derive(Clone, Default)]
-#[non_exhaustive]
-pub enum GpuSelection {
-    /// The best adapter found (discrete > integrated > software); none is fine (CPU only).
-    #[default]
-    Auto,
-    /// Like `Auto`, but building the engine fails when no adapter exists.
-    Required,
-    /// Never use a GPU.
-    Disabled,
-    /// Only a software adapter (lavapipe/llvmpipe): for tests on machines without a GPU.
-    Software,
-    /// The first adapter whose name contains this string (case-insensitive).
-    Named(String),
-    /// A device and queue the embedding application already has.
-    Existing(wgpu::Device, wgpu::Queue),
-}
-
-impl std::fmt::Debug for GpuSelection {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            GpuSelection::Auto => write!(f, "Auto"),
-            GpuSelection::Required => write!(f, "Required"),
-            GpuSelection::Disabled => write!(f, "Disabled"),
-            GpuSelection::Software => write!(f, "Software"),
-            GpuSelection::Named(n) => write!(f, "Named({n:?})"),
-            GpuSelection::Existing(..) => write!(f, "Existing(..)"),
-        }
-    }
-}
-
-/// What the engine knows about its GPU.
-#[derive(Debug, Clone, Serialize)]
-pub struct GpuInfo {
-    /// Adapter name (`NVIDIA H200`, `llvmpipe (LLVM 15.0.6, 256 bits)`).
-    pub name: String,
-    /// Graphics backend (`Vulkan`, `Metal`, ...).
-    pub backend: String,
-    /// `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu` or `Other`.
-    pub device_type: String,
-    /// Driver name.
-    pub driver: String,
-    /// Driver version details.
-    pub driver_info: String,
-    /// True for software adapters (their "GPU" shares the CPU cores).
-    pub is_software: bool,
-    /// Largest buffer.
-    pub max_buffer_size: u64,
-    /// Largest storage binding (images and chunks are split to fit).
-    pub max_storage_binding: u64,
-    /// Largest workgroup count per dimension.
-    pub max_workgroups_per_dimension: u32,
-    /// Whether GPU timestamps are available (kernel times in reports).
-    pub timestamps: bool,
-    /// Whether the adapter has `SHADER_F16` (not needed: f16 output is computed exactly).
-    pub shader_f16: bool,
-}
-
-impl std::fmt::Display for GpuInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "{} ({}, {}, driver {} {}), max storage binding {}, timestamps {}",
-            self.name,
-            self.backend,
-            self.device_type,
-            self.driver,
-            self.driver_info,
-            crate::error::fmt_bytes(self.max_storage_binding),
-            if self.timestamps { "yes" } else { "no" }
-        )
-    }
-}
 
 /// A device with its queue, info and loss flag.
 #[derive(Debug)]

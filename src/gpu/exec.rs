@@ -18,6 +18,7 @@ use std::time::{Duration, Instant};
 use rayon::prelude::*;
 
 use super::alloc::PooledBuffer;
+use super::info::GpuTimings;
 use super::params::{ConvertParams, ResizeParams};
 use super::{bind_entry, GpuBackend};
 use crate::error::{Error, GpuError, Result};
@@ -36,25 +37,6 @@ const CONVERT_WG: u32 = 256;
 const RESIZE_WG: u32 = 16;
 /// Words of the value table: f32 bits for 3 x 256 values, then f16 bits for 3 x 256.
 const LUT_WORDS: u64 = 1536;
-
-/// Per-stage timings of a GPU batch.
-#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
-pub struct GpuTimings {
-    /// Host time filling upload buffers (parallel memcpy of pixels and coefficients).
-    pub upload: Duration,
-    /// GPU execution of the compute passes, from timestamps (zero when unsupported).
-    pub kernel: Duration,
-    /// Host time waiting for results (submission to mapped readback).
-    pub wait: Duration,
-    /// Host time copying results out of mapped readback buffers.
-    pub readback: Duration,
-    /// Chunks submitted.
-    pub chunks: usize,
-    /// Bytes uploaded.
-    pub bytes_up: u64,
-    /// Bytes read back.
-    pub bytes_down: u64,
-}
 
 struct Placed<'a> {
     job: usize,

@@ -47,7 +47,7 @@ struct NetParams {
 pub const NET_PARAMS_SIZE: u32 = 48;
 const _: () = assert!(std::mem::size_of::<NetParams>() == NET_PARAMS_SIZE as usize);
 
-/// The entry points, in [`Kernel`] order.
+/// The entry points, in the order the host indexes them (`Kernel`).
 pub const NET_ENTRY_POINTS: [&str; 5] = [
     "conv_full",
     "depthwise4",

@@ -16,6 +16,7 @@ mod alloc;
 mod detect;
 mod device;
 mod exec;
+mod info;
 mod landmarks;
 pub mod params;
 
@@ -25,10 +26,8 @@ use crate::plan::{ImagePlan, ValueLut};
 use crate::spec::Pipeline;
 use crate::tensor::Tensor;
 
-pub use alloc::GpuMemoryUsage;
 pub use detect::{GpuDetector, DETECT_PARAMS_SIZE};
-pub use device::{GpuInfo, GpuSelection};
-pub use exec::GpuTimings;
+pub use info::{GpuInfo, GpuMemoryUsage, GpuSelection, GpuTimings};
 pub use landmarks::{GpuFaceNet, NET_ENTRY_POINTS, NET_PARAMS_SIZE};
 
 /// The WGSL sources, compiled into the crate.

@@ -21,7 +21,7 @@
 //! 3. runs the face search's coarse passes ([`crate::detect::Pass`]: face-api's letterbox,
 //!    and a zoomed-out portrait pass) for every photo in one batch;
 //! 4. runs the landmark and expression networks on the largest face of each photo;
-//! 5. judges every check on the CPU ([`judge`]);
+//! 5. judges every check on the CPU ([`CHECKS`]);
 //! 6. where the verdict could still be "accepted", runs the fine pass (the photo at the
 //!    scale that resolves the smallest face to find) and counts its faces; elsewhere the
 //!    search stops and the report says its face count is a lower bound.
@@ -323,7 +323,6 @@ impl Engine {
     ///
     /// # Errors
     /// `Gpu` without a GPU; `Model` when the model is not registered or malformed.
-    #[cfg(feature = "gpu")]
     pub fn gpu_face_model(&self) -> Result<Arc<crate::gpu::GpuDetector>> {
         let gpu = self.gpu_backend().ok_or_else(|| {
             Error::from(crate::GpuError::NoAdapter("no gpu in this engine".into()))
@@ -337,7 +336,6 @@ impl Engine {
 impl Engine {
     /// A face-crop network (`LANDMARK_MODEL` or `EXPRESSION_MODEL`) resident on the GPU,
     /// through the model cache's GPU tier as the detector.
-    #[cfg(feature = "gpu")]
     pub(crate) fn gpu_face_net(
         &self,
         name: &str,

@@ -63,7 +63,6 @@ impl Verifier<'_> {
         size: (usize, usize),
         placement: Placement,
     ) -> Vec<Result<Vec<f32>>> {
-        #[cfg(feature = "gpu")]
         if placement == Placement::Gpu {
             let r = self.engine.gpu_face_model().and_then(|det| {
                 let gpu = self.engine.gpu_backend().ok_or_else(|| {
@@ -224,7 +223,6 @@ impl Verifier<'_> {
         crops: &[&Tensor],
         placement: Placement,
     ) -> Vec<Result<Vec<f32>>> {
-        #[cfg(feature = "gpu")]
         if placement == Placement::Gpu {
             let r = self
                 .engine
