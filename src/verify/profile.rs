@@ -267,11 +267,15 @@ impl Profile {
             face_height: None,
             face_center_x: None,
             face_center_y: None,
-            // only the applicant: a second face as small as 30 px beside the shoulder
-            // must be found (the corpus's second_face class), under the general 40 px
+            // only the applicant: a second face as small as 30 px beside the shoulder of
+            // an 800 px photo must be found (the corpus's second_face class), under the
+            // general 40 px; and at least 3 % of the longer side (the general 2.5 % is for
+            // group photos; 3 % of a 12 MP photo is 116 px, and the fine pass's input is a
+            // third smaller than at 2.5 %)
             detector: DetectorConfig {
                 search: crate::detect::SearchConfig {
                     min_face_px: 28.0,
+                    min_face_fraction: 0.03,
                     ..Default::default()
                 },
                 ..Default::default()
