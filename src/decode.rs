@@ -86,7 +86,7 @@ impl DecodeLimits {
     fn check_alloc(&self, bytes: u64) -> Result<()> {
         if bytes > self.max_alloc {
             return Err(LimitError::ExceedsBudget {
-                what: "decode allocation",
+                what: crate::error::Resource::DecodeAllocation,
                 requested: bytes,
                 limit: self.max_alloc,
             }

@@ -71,6 +71,29 @@ pub enum ErrorKind {
     Io(#[from] std::io::Error),
 }
 
+/// What a budget or limit counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum Resource {
+    /// The engine's host memory budget (decoded frames, intermediates, outputs).
+    HostMemory,
+    /// The GPU memory budget (by the engine's own accounting).
+    GpuMemory,
+    /// One allocation a decoder asks for.
+    DecodeAllocation,
+}
+
+impl std::fmt::Display for Resource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Resource::HostMemory => "host memory",
+            Resource::GpuMemory => "gpu memory",
+            Resource::DecodeAllocation => "decode allocation",
+        })
+    }
+}
+
 /// A limit or budget was exceeded.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -79,8 +102,8 @@ pub enum LimitError {
     /// or raise the limit.
     #[error("{what}: requested {} exceeds the limit of {}", fmt_bytes(*requested), fmt_bytes(*limit))]
     ExceedsBudget {
-        /// What was being reserved (`host memory`, `gpu memory`, `decode allocation`).
-        what: &'static str,
+        /// What was being reserved.
+        what: Resource,
         /// Bytes requested.
         requested: u64,
         /// The configured limit in bytes.
@@ -91,7 +114,7 @@ pub enum LimitError {
     #[error("{what}: requested {} but only {} is available now", fmt_bytes(*requested), fmt_bytes(*available))]
     InsufficientNow {
         /// What was being reserved.
-        what: &'static str,
+        what: Resource,
         /// Bytes requested.
         requested: u64,
         /// Bytes available at the time of the request.
@@ -222,10 +245,10 @@ impl Error {
             self.kind(),
             ErrorKind::Limit(
                 LimitError::ExceedsBudget {
-                    what: "gpu memory",
+                    what: Resource::GpuMemory,
                     ..
                 } | LimitError::InsufficientNow {
-                    what: "gpu memory",
+                    what: Resource::GpuMemory,
                     ..
                 }
             )
@@ -315,7 +338,7 @@ mod tests {
     #[test]
     fn display_names_input_and_numbers() {
         let e = Error::from(LimitError::ExceedsBudget {
-            what: "host memory",
+            what: Resource::HostMemory,
             requested: 3 << 30,
             limit: 2 << 30,
         })
@@ -331,7 +354,7 @@ mod tests {
     #[test]
     fn retryable_and_fallback() {
         let e = Error::from(LimitError::InsufficientNow {
-            what: "gpu memory",
+            what: Resource::GpuMemory,
             requested: 10,
             available: 5,
         });

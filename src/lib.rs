@@ -73,15 +73,15 @@ pub mod verify;
 
 pub use decode::{DecodeInfo, DecodeLimits, ImageFormat};
 pub use engine::{
-    BatchOutput, BatchPlan, BatchReport, CancelToken, Device, DevicePolicy, Engine, EngineBuilder,
-    Item, PlanRequest, StreamItem, StreamOptions, StreamSummary, DEFAULT_HOST_FRACTION, MAX_BATCH,
+    BatchOutput, BatchPlan, BatchReport, CancelToken, DevicePolicy, Engine, EngineBuilder, Item,
+    PlanRequest, StreamItem, StreamOptions, StreamSummary, DEFAULT_HOST_FRACTION, MAX_BATCH,
 };
-pub use error::{fmt_bytes, Error, ErrorKind, GpuError, LimitError, Result};
+pub use error::{fmt_bytes, Error, ErrorKind, GpuError, LimitError, Resource, Result};
 pub use frame::Frame;
 pub use input::Input;
 pub use memory::{HostBudget, MemoryLimit, Pressure, Reservation, SystemProbe};
 pub use progress::{Progress, Stage};
-pub use scheduler::{Decision, Placement, Reason};
+pub use scheduler::{Decision, Device, Placement, Reason};
 pub use spec::{
     Anchor, ChannelOrder, Crop, DType, DecodeOptions, Filter, Layout, Normalize, Pipeline, Resize,
     IMAGENET_MEAN, IMAGENET_STD, MAX_OUTPUT_SIDE,

@@ -135,7 +135,7 @@ struct BudgetInner {
     limit: u64,
     used: AtomicU64,
     peak: AtomicU64,
-    what: &'static str,
+    what: crate::error::Resource,
     /// Signalled whenever a reservation is released (for `reserve_wait`).
     released: (Mutex<()>, Condvar),
 }
@@ -173,10 +173,10 @@ impl Reservation {
 impl HostBudget {
     /// A budget of `limit` bytes.
     pub fn new(limit: u64) -> HostBudget {
-        Self::named("host memory", limit)
+        Self::named(crate::error::Resource::HostMemory, limit)
     }
 
-    pub(crate) fn named(what: &'static str, limit: u64) -> HostBudget {
+    pub(crate) fn named(what: crate::error::Resource, limit: u64) -> HostBudget {
         HostBudget {
             inner: Arc::new(BudgetInner {
                 limit,

@@ -172,7 +172,8 @@ pub fn identity(out_size: u32, offset: u32) -> Coeffs {
 }
 
 /// How a resize is computed. Both paths follow the same choice.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Arithmetic {
     /// 8-bit fixed point with an 8-bit intermediate (Pillow-SIMD's scheme, what
     /// `fast_image_resize` runs with SIMD). Exact to one level for kernels without negative

@@ -54,7 +54,7 @@ fn gpu_verification_finds_the_cpu_faces_and_reports_its_time() {
     let g = run(&gpu, &inputs, Placement::Gpu);
     let c = run(&cpu, &inputs, Placement::Cpu);
     for (a, b) in c.reports.iter().zip(&g.reports) {
-        assert_eq!(b.device, "gpu", "{}", b.name);
+        assert_eq!(b.device, veridoc::Device::Gpu, "{}", b.name);
         assert_eq!(faces(a), faces(b), "{}: cpu vs gpu faces", a.name);
         // the same verdict for the same reasons, the subject measured alike
         assert_eq!(a.verdict, b.verdict, "{}", a.name);
@@ -129,7 +129,7 @@ fn gpu_passport_verification_matches_the_cpu_with_every_pass() {
             "{}: cpu {:?} {:?}, gpu {:?} {:?}",
             a.name, a.verdict, a.failed, b.verdict, b.failed
         );
-        assert_eq!(b.device, "gpu");
+        assert_eq!(b.device, veridoc::Device::Gpu);
         assert_eq!(faces(a), faces(b), "{}", a.name);
         assert!(a.faces_complete && b.faces_complete);
         for (x, y) in a.faces.iter().zip(&b.faces) {

@@ -294,7 +294,7 @@ fn over_budget_is_a_typed_error_and_auto_falls_back() {
         .expect("engine");
     let many: Vec<Input> = (0..4).flat_map(|_| inputs.clone()).collect();
     let out = auto.run_on(&p, &many, veridoc::Placement::Gpu).unwrap();
-    assert_eq!(out.report.device, veridoc::Device::Gpu, "{}", out.report);
+    assert_eq!(out.report.device, veridoc::Placement::Gpu, "{}", out.report);
     assert_eq!(out.report.failed, 0, "{}", out.report);
     assert_eq!(out.report.cpu_fallback, 4, "{}", out.report);
     let cpu = cpu_engine().run(&p, &many).unwrap();

@@ -80,14 +80,53 @@ impl TimeSource for ManualTime {
     }
 }
 
+/// A cache tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Tier {
+    /// The result cache's memory tier.
+    Memory,
+    /// A persistent disk tier.
+    Disk,
+    /// The model cache's host copy.
+    Host,
+    /// The model cache's GPU-resident tier.
+    Gpu,
+}
+
+impl std::fmt::Display for Tier {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Tier::Memory => "memory",
+            Tier::Disk => "disk",
+            Tier::Host => "host",
+            Tier::Gpu => "gpu",
+        })
+    }
+}
+
+/// Why an entry was removed (as moka's `RemovalCause`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RemovalCause {
+    /// Its TTL had passed.
+    Expired,
+    /// It failed its checksum or did not parse.
+    Corrupt,
+    /// The application removed it (wipe, explicit removal).
+    Explicit,
+}
+
 /// A cache event, for listeners (foyer's `EventListener`, moka's removal causes).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum CacheEvent {
     /// An entry left a tier because the tier was over its budget.
     Evicted {
-        /// Tier name (`memory`, `disk`, `gpu`, `host`).
-        tier: &'static str,
+        /// The tier it left.
+        tier: Tier,
         /// Entry key or model name.
         key: String,
         /// Bytes released.
@@ -96,14 +135,14 @@ pub enum CacheEvent {
     /// An evicted entry was written to a lower tier.
     Spilled {
         /// The tier it went to.
-        to: &'static str,
+        to: Tier,
         /// Entry key or model name.
         key: String,
     },
     /// An entry came back from a lower tier.
     Reloaded {
         /// The tier it came from.
-        from: &'static str,
+        from: Tier,
         /// Entry key or model name.
         key: String,
     },
@@ -112,7 +151,7 @@ pub enum CacheEvent {
         /// Entry key or model name.
         key: String,
         /// Why.
-        cause: &'static str,
+        cause: RemovalCause,
     },
 }
 

@@ -21,7 +21,7 @@ use std::time::Instant;
 use serde::Serialize;
 
 use super::disk::{DiskStore, EntryKind, Miss};
-use super::{CacheEvent, CacheListener, SystemTimeSource, TierStats, WallClock, WeightedLru};
+use super::{CacheEvent, CacheListener, SystemTimeSource, Tier, TierStats, WallClock, WeightedLru};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Model, ModelSource};
 
@@ -230,7 +230,7 @@ impl ModelCache {
                             s.disk.load_time += t0.elapsed();
                         }
                         self.emit(CacheEvent::Reloaded {
-                            from: "disk",
+                            from: Tier::Disk,
                             key: name.to_string(),
                         });
                         self.insert_host(name, m.clone());
@@ -277,7 +277,7 @@ impl ModelCache {
     fn spill(&self, name: &str, model: &Model, bytes: u64) {
         lock(&self.stats).host.evictions += 1;
         self.emit(CacheEvent::Evicted {
-            tier: "host",
+            tier: Tier::Host,
             key: name.to_string(),
             bytes,
         });
@@ -294,7 +294,7 @@ impl ModelCache {
                     lock(&self.stats).disk.insertions += 1;
                 }
                 self.emit(CacheEvent::Spilled {
-                    to: "disk",
+                    to: Tier::Disk,
                     key: name.to_string(),
                 });
             }
@@ -347,7 +347,7 @@ impl ModelCache {
         };
         for (k, _, b) in evicted {
             self.emit(CacheEvent::Evicted {
-                tier: "gpu",
+                tier: Tier::Gpu,
                 key: k,
                 bytes: b,
             });

@@ -19,7 +19,10 @@ use lru::LruCache;
 use serde::Serialize;
 
 use super::disk::{DiskStore, EntryKind, Miss};
-use super::{CacheEvent, CacheListener, SystemTimeSource, TierStats, WallClock, WeightedLru};
+use super::{
+    CacheEvent, CacheListener, RemovalCause, SystemTimeSource, Tier, TierStats, WallClock,
+    WeightedLru,
+};
 use crate::error::Result;
 use crate::input::Input;
 use crate::spec::Pipeline;
@@ -279,7 +282,7 @@ impl ResultCache {
                 Ok(t) => {
                     self.stats_mut().disk.hits += 1;
                     self.emit(CacheEvent::Reloaded {
-                        from: "disk",
+                        from: Tier::Disk,
                         key: name,
                     });
                     self.insert_memory(*key, t.clone());
@@ -306,9 +309,9 @@ impl ResultCache {
                     self.emit(CacheEvent::Removed {
                         key: name,
                         cause: if miss == Miss::Corrupt {
-                            "corrupt"
+                            RemovalCause::Corrupt
                         } else {
-                            "expired"
+                            RemovalCause::Expired
                         },
                     });
                 }
@@ -331,7 +334,7 @@ impl ResultCache {
         };
         for (k, _, b) in evicted {
             self.emit(CacheEvent::Evicted {
-                tier: "memory",
+                tier: Tier::Memory,
                 key: hex(&k),
                 bytes: b,
             });

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 pub(crate) use frames::FrameJob;
-pub use report::{BatchOutput, BatchReport, Device, Item};
+pub use report::{BatchOutput, BatchReport, Item};
 pub use stream::{
     BatchPlan, CancelToken, PlanRequest, StreamItem, StreamOptions, StreamSummary, MAX_BATCH,
 };

@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::decode::DecodeInfo;
 use crate::error::{Error, Result};
-use crate::scheduler::Decision;
+use crate::scheduler::{Decision, Placement};
 use crate::tensor::Tensor;
 
 /// The result for one input of a batch.
@@ -22,24 +22,17 @@ pub struct Item {
     pub cached: bool,
 }
 
-/// Where a batch ran.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-#[non_exhaustive]
-pub enum Device {
-    /// The rayon CPU path.
-    Cpu,
-    /// The wgpu GPU path.
-    Gpu,
-    /// Both, concurrently, on disjoint parts of the batch.
-    Split,
+fn placement_name<S: serde::Serializer>(p: &Placement, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(p.as_str())
 }
 
 /// What happened to a batch: where it ran and why, counts and timings.
 #[derive(Debug, Clone, Serialize)]
 pub struct BatchReport {
-    /// Path the batch ran on.
-    pub device: Device,
+    /// Where the batch ran (serialized as `cpu`, `gpu` or `split`): the decision's
+    /// placement, or the CPU after a GPU failure.
+    #[serde(serialize_with = "placement_name")]
+    pub device: Placement,
     /// The scheduler's decision: placement, predicted time per path, reason.
     pub decision: Decision,
     /// Inputs in the batch.
@@ -74,11 +67,7 @@ pub struct BatchReport {
 impl BatchReport {
     pub(crate) fn new(decision: Decision, items: usize) -> BatchReport {
         BatchReport {
-            device: match decision.placement {
-                crate::scheduler::Placement::Cpu => Device::Cpu,
-                crate::scheduler::Placement::Gpu => Device::Gpu,
-                _ => Device::Split,
-            },
+            device: decision.placement,
             decision,
             items,
             failed: 0,

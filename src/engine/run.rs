@@ -12,7 +12,7 @@ use crate::geometry::Geometry;
 use crate::input::Input;
 use crate::plan::ValueLut;
 use crate::resample::Arithmetic;
-use crate::scheduler::{Decision, Features, GpuState, ModelKey, Placement, Reason};
+use crate::scheduler::{Decision, Device, Features, GpuState, ModelKey, Placement, Reason};
 use crate::spec::{DType, Pipeline};
 use crate::tensor::Tensor;
 
@@ -250,7 +250,10 @@ impl Engine {
         match self.policy {
             DevicePolicy::Cpu => Decision {
                 placement: Placement::Cpu,
-                predicted_cpu: Some(self.scheduler.predict(ModelKey::new(false, arith), &total)),
+                predicted_cpu: Some(
+                    self.scheduler
+                        .predict(ModelKey::new(Device::Cpu, arith), &total),
+                ),
                 predicted_gpu: None,
                 predicted_split: None,
                 reason: Reason::PolicyCpu,
@@ -258,7 +261,10 @@ impl Engine {
             DevicePolicy::Gpu => Decision {
                 placement: Placement::Gpu,
                 predicted_cpu: None,
-                predicted_gpu: Some(self.scheduler.predict(ModelKey::new(true, arith), &total)),
+                predicted_gpu: Some(
+                    self.scheduler
+                        .predict(ModelKey::new(Device::Gpu, arith), &total),
+                ),
                 predicted_split: None,
                 reason: Reason::PolicyGpu,
             },
@@ -321,7 +327,7 @@ impl Engine {
         };
         if !cpu_idx.is_empty() {
             self.scheduler.observe(
-                ModelKey::new(false, arith),
+                ModelKey::new(Device::Cpu, arith),
                 &sum(&cpu_idx),
                 cpu_part.wall.as_secs_f64(),
             );
@@ -347,7 +353,7 @@ impl Engine {
                         error: e.to_string(),
                     };
                     report.decision = decision;
-                    report.device = super::Device::Cpu;
+                    report.device = Placement::Cpu;
                     let again = self.cpu_part(p, &lut, inputs, &gpu_idx);
                     report.cpu_fallback += gpu_idx.len();
                     report.decode += again.decode;
@@ -360,7 +366,7 @@ impl Engine {
                     if failed.is_none() && g.cpu_fallback == 0 {
                         // Learn only from clean GPU runs.
                         self.scheduler.observe(
-                            ModelKey::new(true, arith),
+                            ModelKey::new(Device::Gpu, arith),
                             &sum(&gpu_idx),
                             g.wall.as_secs_f64(),
                         );

@@ -244,7 +244,7 @@ impl Engine {
         let mut reasons = Vec::new();
         if work > self.host.limit() {
             return Err(LimitError::ExceedsBudget {
-                what: "host memory",
+                what: crate::error::Resource::HostMemory,
                 requested: work,
                 limit: self.host.limit(),
             }
@@ -419,7 +419,7 @@ impl Engine {
                             result: Err(Error::from(match e.kind() {
                                 crate::ErrorKind::Limit(l) => l.clone(),
                                 _ => LimitError::ExceedsBudget {
-                                    what: "host memory",
+                                    what: crate::error::Resource::HostMemory,
                                     requested: out_bytes,
                                     limit: self.host.limit(),
                                 },

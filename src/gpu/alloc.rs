@@ -116,7 +116,7 @@ impl BufferPool {
         let class = size_class(bytes);
         if class > self.limit {
             return Err(LimitError::ExceedsBudget {
-                what: "gpu memory",
+                what: crate::error::Resource::GpuMemory,
                 requested: class,
                 limit: self.limit,
             }
@@ -165,7 +165,7 @@ impl BufferPool {
         }
         if s.used + class > self.limit {
             return Err(LimitError::InsufficientNow {
-                what: "gpu memory",
+                what: crate::error::Resource::GpuMemory,
                 requested: class,
                 available: self.limit.saturating_sub(s.used),
             }

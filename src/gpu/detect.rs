@@ -406,7 +406,7 @@ impl GpuBackend {
         }
         if total(n) > limit {
             return Err(LimitError::ExceedsBudget {
-                what: "gpu memory",
+                what: crate::error::Resource::GpuMemory,
                 requested: total(n),
                 limit,
             }

@@ -323,7 +323,7 @@ impl GpuBackend {
         }
         if total(n) > limit {
             return Err(LimitError::ExceedsBudget {
-                what: "gpu memory",
+                what: crate::error::Resource::GpuMemory,
                 requested: total(n),
                 limit,
             }

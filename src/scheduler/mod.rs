@@ -39,6 +39,65 @@ pub enum Placement {
     },
 }
 
+/// A device: where one item, stage or report's work ran. A batch's placement
+/// ([`Placement`]) puts its items on one device or splits them over both; the engine's
+/// policy (`DevicePolicy`) says which placements are allowed; a [`Reason`] says why one
+/// was chosen.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Device {
+    /// The rayon CPU path (the default: every engine has it).
+    #[default]
+    Cpu,
+    /// The wgpu GPU path.
+    Gpu,
+}
+
+impl Device {
+    /// `"cpu"` or `"gpu"` (as serialized).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Device::Cpu => "cpu",
+            Device::Gpu => "gpu",
+        }
+    }
+}
+
+impl std::fmt::Display for Device {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Placement {
+    /// The device of a single-device placement; `None` for a split.
+    pub fn device(self) -> Option<Device> {
+        match self {
+            Placement::Cpu => Some(Device::Cpu),
+            Placement::Gpu => Some(Device::Gpu),
+            Placement::Split { .. } => None,
+        }
+    }
+
+    /// `"cpu"`, `"gpu"` or `"split"` (how batch reports name it).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Placement::Cpu => "cpu",
+            Placement::Gpu => "gpu",
+            Placement::Split { .. } => "split",
+        }
+    }
+}
+
+impl From<Device> for Placement {
+    fn from(p: Device) -> Placement {
+        match p {
+            Device::Cpu => Placement::Cpu,
+            Device::Gpu => Placement::Gpu,
+        }
+    }
+}
+
 /// Why a placement was chosen.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case", tag = "kind")]
@@ -218,19 +277,16 @@ fn alike(a: &[f64; 4], b: &[f64; 4]) -> bool {
 /// Model key: the path and the arithmetic (float resizes cost far more on the CPU).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct ModelKey {
-    /// `true` for the GPU path.
-    pub gpu: bool,
-    /// Fixed-point (`false`) or float (`true`) resize arithmetic.
-    pub float: bool,
+    /// The device.
+    pub device: Device,
+    /// The resize arithmetic.
+    pub arithmetic: Arithmetic,
 }
 
 impl ModelKey {
     /// The key for a path and arithmetic.
-    pub fn new(gpu: bool, arithmetic: Arithmetic) -> ModelKey {
-        ModelKey {
-            gpu,
-            float: arithmetic == Arithmetic::Float32,
-        }
+    pub fn new(device: Device, arithmetic: Arithmetic) -> ModelKey {
+        ModelKey { device, arithmetic }
     }
 }
 
@@ -240,11 +296,11 @@ impl ModelKey {
 /// lanczos3 input costs ~0.0017 s/Mpx. The GPU prior is the H200 of GPU-NOTES: ~5 ms per
 /// submission and readback mapping, uploads at ~3 GB/s (3 bytes/px), readback ~9 GB/s.
 pub fn prior(key: ModelKey) -> [f64; cost::FEATURES] {
-    match (key.gpu, key.float) {
-        (false, false) => [0.0005, 0.0002, 0.011, 0.00023, 0.0015],
-        (false, true) => [0.0005, 0.0002, 0.011, 0.0017, 0.0015],
-        (true, false) => [0.005, 0.0001, 0.011, 0.001, 0.0015],
-        (true, true) => [0.005, 0.0001, 0.011, 0.0012, 0.0015],
+    match (key.device, key.arithmetic) {
+        (Device::Cpu, Arithmetic::Fixed8) => [0.0005, 0.0002, 0.011, 0.00023, 0.0015],
+        (Device::Cpu, Arithmetic::Float32) => [0.0005, 0.0002, 0.011, 0.0017, 0.0015],
+        (Device::Gpu, Arithmetic::Fixed8) => [0.005, 0.0001, 0.011, 0.001, 0.0015],
+        (Device::Gpu, Arithmetic::Float32) => [0.005, 0.0001, 0.011, 0.0012, 0.0015],
     }
 }
 
@@ -284,8 +340,12 @@ pub struct Scheduler {
 fn key_name(k: ModelKey) -> String {
     format!(
         "{}-{}",
-        if k.gpu { "gpu" } else { "cpu" },
-        if k.float { "float32" } else { "fixed8" }
+        k.device,
+        if k.arithmetic == Arithmetic::Float32 {
+            "float32"
+        } else {
+            "fixed8"
+        }
     )
 }
 
@@ -321,7 +381,7 @@ impl Scheduler {
     pub fn observe(&self, key: ModelKey, f: &Features, seconds: f64) -> bool {
         let novel = {
             let mut s = self.lock();
-            if key.gpu {
+            if key.device == Device::Gpu {
                 s.gpu_warm = true;
             }
             let want = shape(f);
@@ -398,8 +458,8 @@ impl Scheduler {
     /// Decides where a batch with per-item features `items` runs (policy `auto`).
     pub fn decide(&self, items: &[Features], arithmetic: Arithmetic, gpu: GpuState) -> Decision {
         let total = items.iter().fold(Features::default(), |a, f| a.add(f));
-        let cpu_key = ModelKey::new(false, arithmetic);
-        let gpu_key = ModelKey::new(true, arithmetic);
+        let cpu_key = ModelKey::new(Device::Cpu, arithmetic);
+        let gpu_key = ModelKey::new(Device::Gpu, arithmetic);
         let t_cpu = self.predict(cpu_key, &total);
         let cpu_only = |reason| Decision {
             placement: Placement::Cpu,
@@ -565,12 +625,12 @@ mod tests {
                 out_mpx: 0.0,
             };
             s.observe(
-                ModelKey::new(false, Arithmetic::Fixed8),
+                ModelKey::new(Device::Cpu, Arithmetic::Fixed8),
                 &f,
                 cpu_per_mpx * f.frame_mpx,
             );
             s.observe(
-                ModelKey::new(true, Arithmetic::Fixed8),
+                ModelKey::new(Device::Gpu, Arithmetic::Fixed8),
                 &f,
                 gpu_fixed + gpu_per_mpx * f.frame_mpx,
             );
@@ -670,7 +730,7 @@ mod tests {
         s.save(&path, "v1|gpu-a").unwrap();
         let t = Scheduler::new();
         assert!(t.load(&path, "v1|gpu-a"));
-        let key = ModelKey::new(false, Arithmetic::Fixed8);
+        let key = ModelKey::new(Device::Cpu, Arithmetic::Fixed8);
         assert_eq!(t.model(key), s.model(key));
         assert!(t.calibrated());
         let u = Scheduler::new();
@@ -693,8 +753,8 @@ mod tests {
         truth: &Truth,
         rounds: usize,
     ) -> (Vec<Decision>, f64) {
-        let cpu = ModelKey::new(false, Arithmetic::Fixed8);
-        let gpu = ModelKey::new(true, Arithmetic::Fixed8);
+        let cpu = ModelKey::new(Device::Cpu, Arithmetic::Fixed8);
+        let gpu = ModelKey::new(Device::Gpu, Arithmetic::Fixed8);
         let mut out = Vec::new();
         let mut spent = 0.0;
         for _ in 0..rounds {
@@ -734,8 +794,8 @@ mod tests {
     #[test]
     fn a_pessimistic_cpu_model_is_corrected_by_exploration() {
         let s = Scheduler::new();
-        let cpu = ModelKey::new(false, Arithmetic::Fixed8);
-        let gpu = ModelKey::new(true, Arithmetic::Fixed8);
+        let cpu = ModelKey::new(Device::Cpu, Arithmetic::Fixed8);
+        let gpu = ModelKey::new(Device::Gpu, Arithmetic::Fixed8);
         {
             let mut st = s.lock();
             // many earlier observations pinned these (high trust, past the warm-up)

@@ -270,7 +270,7 @@ mod tests {
             faces_complete: true,
             subject: None,
             timings: StageTimes::default(),
-            device: "cpu".into(),
+            device: crate::Device::Cpu,
             cached: false,
             warnings: vec![],
         }

@@ -53,7 +53,7 @@ use crate::input::Input;
 use crate::landmarks::{FaceNetWeights, EXPRESSION_MODEL, LANDMARK_MODEL};
 use crate::model::ModelSource;
 use crate::plan::ValueLut;
-use crate::scheduler::{Decision, Placement, Reason};
+use crate::scheduler::{Decision, Device, Placement, Reason};
 use crate::spec::{ChannelOrder, DType, DecodeOptions, Layout, Pipeline};
 use crate::tensor::Tensor;
 
@@ -756,9 +756,9 @@ impl<'e> Verifier<'e> {
             decision = Decision::fixed(Placement::Cpu, Reason::GpuFailedFellBack { error });
         }
         let device = if decision.placement == Placement::Gpu {
-            "gpu"
+            Device::Gpu
         } else {
-            "cpu"
+            Device::Cpu
         };
         let look_scale: Vec<f32> = looks.iter().map(|l| l.scale).collect();
         drop(looks);
@@ -910,7 +910,7 @@ fn report(
     checks: Vec<Check>,
     complete: bool,
     timings: StageTimes,
-    device: &str,
+    device: Device,
 ) -> PhotoReport {
     let (w, h) = a.photo_size();
     // faces are in analysis pixels, the subject in the checks image's
@@ -968,7 +968,7 @@ fn report(
         faces_complete: complete,
         subject: subject.map(|s| s.scaled(ks)),
         timings,
-        device: device.to_string(),
+        device,
         cached: false,
         warnings,
     }

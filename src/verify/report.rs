@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 
 use super::measure::Subject;
 use crate::detect::Face;
-use crate::scheduler::{Decision, Placement};
+use crate::scheduler::{Decision, Device, Placement};
 
 /// The outcome for one photo.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -110,8 +110,8 @@ pub struct PhotoReport {
     pub subject: Option<Subject>,
     /// Time per stage.
     pub timings: StageTimes,
-    /// Path the preprocessing and detection ran on (`cpu` or `gpu`).
-    pub device: String,
+    /// Where the networks and their preprocessing ran (`cpu` or `gpu`).
+    pub device: Device,
     /// Served from the result cache (timings are those of the original computation).
     pub cached: bool,
     /// Things worth knowing that did not fail a check (EXIF orientation applied,
@@ -120,7 +120,7 @@ pub struct PhotoReport {
 }
 
 impl PhotoReport {
-    pub(crate) fn error(name: String, profile: &str, device: &str, e: &crate::Error) -> Self {
+    pub(crate) fn error(name: String, profile: &str, device: Device, e: &crate::Error) -> Self {
         PhotoReport {
             schema_version: REPORT_SCHEMA,
             name,
@@ -135,7 +135,7 @@ impl PhotoReport {
             faces_complete: false,
             subject: None,
             timings: StageTimes::default(),
-            device: device.to_string(),
+            device,
             cached: false,
             warnings: Vec::new(),
         }
@@ -157,8 +157,8 @@ pub struct VerifySummary {
     pub failures_by_check: BTreeMap<String, usize>,
     /// Photos served from the result cache.
     pub cache_hits: usize,
-    /// Path most photos ran on (`cpu` or `gpu`; see `decisions` for each chunk).
-    pub device: String,
+    /// Where most photos ran (`cpu` or `gpu`; see `decisions` for each chunk).
+    pub device: Device,
     /// Why, for that path (the decision's reason, in words).
     pub reason: String,
     /// The placement decision of each chunk of photos, typed.
@@ -229,7 +229,7 @@ impl VerifySummary {
             );
         let mut s = VerifySummary {
             photos: reports.len(),
-            device: if gpu { "gpu" } else { "cpu" }.to_string(),
+            device: if gpu { Device::Gpu } else { Device::Cpu },
             reason,
             decisions,
             wall_ms: wall.as_secs_f64() * 1e3,
