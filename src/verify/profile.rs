@@ -413,6 +413,10 @@ impl Profile {
                 "detector.nms_contained",
                 d.nms_contained > 0.0 && d.nms_contained <= 1.0,
             ),
+            (
+                "detector.nms_contained_min_width",
+                (0.0..=1.0).contains(&d.nms_contained_min_width),
+            ),
         ];
         for (field, ok) in positive {
             if !ok {
