@@ -42,6 +42,10 @@ struct Args {
     /// Print every entry's verdict and failed checks.
     #[arg(long)]
     verbose: bool,
+    /// Head-pose reference (scripts/pose-reference.sh); default
+    /// fixtures/reference/pose.json, skipped with a note when absent.
+    #[arg(long)]
+    pose: Option<PathBuf>,
 }
 
 fn fixtures() -> PathBuf {
@@ -107,6 +111,13 @@ fn run(a: Args) -> Result<String, String> {
         .iter()
         .map(|e| Input::path(dir.join(e["file"].as_str().unwrap_or(""))))
         .collect();
+    let pose_path = a
+        .pose
+        .clone()
+        .unwrap_or_else(|| fixtures().join("reference/pose.json"));
+    let pose: Option<Value> = std::fs::read(&pose_path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok());
     let t0 = Instant::now();
     let out = verifier.verify(&inputs);
     let wall = t0.elapsed();
@@ -149,6 +160,16 @@ fn run(a: Args) -> Result<String, String> {
                 r.failed,
                 r.error.clone().unwrap_or_default()
             );
+        }
+        // yaw against the face-mesh reference, every photo with a subject (its yaw is
+        // positive with the nose towards the image's left: the opposite of ours)
+        if let (Some(p), Some(y)) = (&pose, value(r, "yaw")) {
+            let reference = &p["photos"][e["file"].as_str().unwrap_or("")]["yaw_deg"];
+            if let Some(h) = reference.as_f64() {
+                geo.entry("yaw - face-mesh reference (all)")
+                    .or_default()
+                    .push(y + h);
+            }
         }
         // geometry against the construction truth (photos without a cut-off head)
         let t = &e["truth"];
@@ -257,6 +278,12 @@ fn run(a: Args) -> Result<String, String> {
             compliant_fail.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", ")
         }
     );
+    if pose.is_none() {
+        md += &format!(
+            "\n(no head-pose reference at {}: scripts/pose-reference.sh)\n",
+            pose_path.display()
+        );
+    }
     md += "\n| measure (engine - construction truth) | n | mean | median abs | p95 abs | max abs |\n|---|---:|---:|---:|---:|---:|\n";
     for (k, v) in &geo {
         let n = v.len();

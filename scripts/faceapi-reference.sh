@@ -25,6 +25,7 @@
 # python3 -m venv needs Debian's python3-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/venv.sh
 start=$(date +%s.%N)
 
 D=${VERIDOC_FIXTURES:-fixtures}
@@ -41,22 +42,16 @@ if [ -f "$STAMP" ] && [ -s "$OUT/faceapi.json" ] && [ -s "$OUT/nets.json" ]; the
   echo "faceapi-reference: $OUT already complete (delete $STAMP to redo)"
   exit 0
 fi
-for c in node npm python3; do
-  command -v "$c" >/dev/null 2>&1 || { echo "faceapi-reference: $c not found" >&2; exit 1; }
-done
+need_commands faceapi-reference node npm python3
 if [ ! -f "$D/models/tiny_face_detector_model.bin" ] || [ ! -d "$D/photos" ]; then
   echo "faceapi-reference: $D has no photos / TinyFaceDetector model: run scripts/fetch-assets.sh first" >&2
   exit 1
 fi
 
 # ---- 1. npm packages (skipped when the pinned versions are installed)
-installed_version() { # $1 = package name; prints its installed version or nothing
-  node -e 'try { console.log(require(require("path").resolve(process.argv[1])).version) } catch (e) {}' \
-    "$NODE_DIR/node_modules/$1/package.json"
-}
-if [ "$(installed_version @vladmandic/face-api)" != "$FACEAPI_VERSION" ] ||
-   [ "$(installed_version @tensorflow/tfjs)" != "$TFJS_VERSION" ] ||
-   [ "$(installed_version @tensorflow/tfjs-backend-wasm)" != "$TFJS_VERSION" ]; then
+if [ "$(npm_version "$NODE_DIR" @vladmandic/face-api)" != "$FACEAPI_VERSION" ] ||
+   [ "$(npm_version "$NODE_DIR" @tensorflow/tfjs)" != "$TFJS_VERSION" ] ||
+   [ "$(npm_version "$NODE_DIR" @tensorflow/tfjs-backend-wasm)" != "$TFJS_VERSION" ]; then
   echo "faceapi-reference: npm install into $NODE_DIR"
   mkdir -p "$NODE_DIR"
   npm install --no-audit --no-fund --ignore-scripts --loglevel=error --prefix "$NODE_DIR" \
@@ -75,49 +70,12 @@ done
 # ---- 3. python venv with Pillow, decode the photos
 if ! "$VENV/bin/python" -c "import PIL, sys; sys.exit(PIL.__version__ != '$PILLOW_VERSION')" 2>/dev/null; then
   echo "faceapi-reference: venv $VENV with Pillow $PILLOW_VERSION"
-  if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-    # Debian's python3 lacks ensurepip without python3-venv
-    rm -rf "$VENV"
-    sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-    export DEBIAN_FRONTEND=noninteractive
-    $sudo_cmd apt-get install -y -qq python3-venv >/dev/null 2>&1 || {
-      $sudo_cmd apt-get update -qq >/dev/null
-      $sudo_cmd apt-get install -y -qq python3-venv >/dev/null
-    }
-    python3 -m venv "$VENV"
-  fi
+  make_venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check "Pillow==$PILLOW_VERSION"
 fi
 
 TMP=$(mktemp -d); trap 'rm -rf "$TMP"' EXIT
-"$VENV/bin/python" - "$D/photos" "$TMP" <<'PY'
-# Decodes each photo to TMP/<name>.rgb (packed RGB8, row-major) and writes TMP/index.json.
-import json, os, sys
-import PIL
-from PIL import Image, ImageOps
-
-src, dst = sys.argv[1], sys.argv[2]
-photos = []
-for name in sorted(os.listdir(src)):
-    if not name.lower().endswith(('.jpg', '.jpeg', '.png')):
-        continue  # e.g. lfw_subset.npy
-    with Image.open(os.path.join(src, name)) as im:
-        orientation = im.getexif().get(0x0112)  # EXIF Orientation tag, None when absent
-        source = {'width': im.width, 'height': im.height, 'mode': im.mode,
-                  'format': im.format, 'exif_orientation': orientation}
-        rgb = ImageOps.exif_transpose(im).convert('RGB')
-    with open(os.path.join(dst, name + '.rgb'), 'wb') as f:
-        f.write(rgb.tobytes())
-    photos.append({'name': name, 'file': name + '.rgb', 'width': rgb.width,
-                   'height': rgb.height, 'source': source})
-json.dump({'pillow_version': PIL.__version__,
-           'decoding': 'Pillow %s: Image.open -> ImageOps.exif_transpose -> convert("RGB") '
-                       '(greyscale replicated, alpha dropped without compositing, no ICC '
-                       'conversion)' % PIL.__version__,
-           'photos': photos}, open(os.path.join(dst, 'index.json'), 'w'), indent=1)
-print('faceapi-reference: decoded %d photos with Pillow %s' % (len(photos), PIL.__version__))
-PY
-
+"$VENV/bin/python" scripts/decode_rgb.py "$D/photos" "$TMP" faceapi-reference .jpg .jpeg .png
 # ---- 4. face-api
 rm -f "$STAMP"
 mkdir -p "$OUT"

@@ -13,6 +13,7 @@
 # D = $VERIDOC_FIXTURES (default fixtures, git-ignored).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. scripts/venv.sh
 start=$(date +%s.%N)
 elapsed() { awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }'; }
 
@@ -58,19 +59,7 @@ PY
 }
 if ! pins_ok; then
   echo "make-corpus: venv $VENV with Pillow $PILLOW_VERSION, numpy $NUMPY_VERSION, opencv-python-headless $OPENCV_VERSION"
-  if [ ! -x "$VENV/bin/python" ]; then
-    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-      # Debian's python3 lacks ensurepip without python3-venv
-      rm -rf "$VENV"
-      sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
-      export DEBIAN_FRONTEND=noninteractive
-      $sudo_cmd apt-get install -y -qq python3-venv >/dev/null 2>&1 || {
-        $sudo_cmd apt-get update -qq >/dev/null
-        $sudo_cmd apt-get install -y -qq python3-venv >/dev/null
-      }
-      python3 -m venv "$VENV"
-    fi
-  fi
+  make_venv "$VENV"
   "$VENV/bin/python" -m pip install -q --disable-pip-version-check \
     "Pillow==$PILLOW_VERSION" "numpy==$NUMPY_VERSION" "opencv-python-headless==$OPENCV_VERSION"
   pins_ok || { echo "make-corpus: the venv does not have the pinned packages" >&2; exit 1; }

@@ -6,7 +6,9 @@
 #  - face-api itself under Node (scripts/faceapi-reference.sh): the independent reference
 #    outputs the ported networks are tested against (fixtures/reference);
 #  - the labelled conformance corpus of passport-style photos built from the fetched
-#    portraits (scripts/make-corpus.sh: fixtures/corpus).
+#    portraits (scripts/make-corpus.sh: fixtures/corpus);
+#  - an independent head-pose reference for that corpus, from @vladmandic/human's face mesh
+#    under Node (scripts/pose-reference.sh: fixtures/reference/pose.json).
 # Safe to run again: installed packages and complete assets are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,4 +32,5 @@ if [ ! -f "${VERIDOC_FIXTURES:-fixtures}/.complete-v2" ]; then
 fi
 scripts/faceapi-reference.sh
 scripts/make-corpus.sh
+scripts/pose-reference.sh
 echo "setup: ok"

@@ -70,6 +70,23 @@ fn compliant_photos_pass_and_defects_fail_for_the_right_reason() {
         .map(|x| Input::path(dir.join(x["file"].as_str().unwrap_or(""))))
         .collect();
     let out = v.verify(&inputs);
+    let pose_path = dir.parent().expect("fixtures").join("reference/pose.json");
+    let pose: Option<Value> = if pose_path.exists() {
+        Some(json(&pose_path))
+    } else if std::env::var("VERIDOC_REQUIRE_ASSETS").as_deref() == Ok("1") {
+        panic!(
+            "{test}: {} missing and VERIDOC_REQUIRE_ASSETS=1 (run scripts/pose-reference.sh)",
+            pose_path.display()
+        );
+    } else {
+        eprintln!(
+            "SKIPPED the yaw part of {test}: no {} (run scripts/pose-reference.sh)",
+            pose_path.display()
+        );
+        None
+    };
+    // |our yaw - the face mesh's| (its sign is the opposite of ours)
+    let mut yaw_err: Vec<f64> = Vec::new();
     // (verified, accepted or rejected for the right reason, false rejects by check)
     let mut classes: BTreeMap<&str, (usize, usize)> = BTreeMap::new();
     let mut compliant_failures: BTreeMap<String, usize> = BTreeMap::new();
@@ -101,6 +118,11 @@ fn compliant_photos_pass_and_defects_fail_for_the_right_reason() {
         // geometry against the construction truth (a head inside the frame)
         let t = &x["truth"];
         let value = |n: &str| r.checks.iter().find(|c| c.name == n).and_then(|c| c.value);
+        if let (Some(p), Some(y)) = (&pose, value("yaw")) {
+            if let Some(h) = p["photos"][x["file"].as_str().unwrap_or("")]["yaw_deg"].as_f64() {
+                yaw_err.push((y + h).abs());
+            }
+        }
         if class != "crop_head" && class != "low_res" && r.subject.is_some() {
             if let (Some(hh), Some(el), Some(ro)) =
                 (value("head_height"), value("eye_line"), value("roll"))
@@ -120,19 +142,18 @@ fn compliant_photos_pass_and_defects_fail_for_the_right_reason() {
         .iter()
         .filter(|(k, _)| **k == "compliant" || **k == "roll_5")
         .fold((0, 0), |a, (_, v)| (a.0 + v.0, a.1 + v.1));
-    // Measured on the whole corpus: 17 of 21; every false reject is yaw on one source
-    // whose own yaw reads 10-11 degrees (docs/verification.md).
-    assert!(ok * 100 >= n * 75, "compliant accepted {ok} of {n}");
-    for k in compliant_failures.keys() {
-        assert_eq!(k, "yaw", "a compliant photo failed {k}");
-    }
+    // Measured on the whole corpus: 21 of 21 (docs/verification.md).
+    assert!(
+        ok * 100 >= n * 95,
+        "compliant accepted {ok} of {n}: {compliant_failures:?}"
+    );
     for (class, (n, good)) in &classes {
         if *class == "compliant" || *class == "roll_5" {
             continue;
         }
-        // every defect class: rejected for one of its own reasons (measured 86-100 % on
-        // the whole corpus, per class)
-        assert!(good * 100 >= n * 70, "{class}: {good} of {n}");
+        // every defect class: rejected for one of its own reasons (measured 93-100 % on
+        // the whole corpus, per class; one miss in this subset's 7 is 86 %)
+        assert!(good * 100 >= n * 80, "{class}: {good} of {n}");
     }
     let total: usize = classes
         .iter()
@@ -156,6 +177,18 @@ fn compliant_photos_pass_and_defects_fail_for_the_right_reason() {
         roll_err / n
     );
     assert!(geo_n >= 50);
+    if pose.is_some() {
+        yaw_err.sort_by(f64::total_cmp);
+        let n = yaw_err.len();
+        let mean = yaw_err.iter().sum::<f64>() / n.max(1) as f64;
+        let p95 = yaw_err[(n * 95 / 100).min(n - 1)];
+        eprintln!("yaw against the face mesh over {n} photos: mean {mean:.2}, p95 {p95:.2} deg");
+        // measured on the whole corpus: mean 0.87 (left-out sources), p95 2.4
+        assert!(
+            n >= 50 && mean < 1.5 && p95 < 4.0,
+            "yaw error mean {mean} p95 {p95} over {n}"
+        );
+    }
     assert!(head_err / n < 0.03 && eye_err / n < 0.01 && roll_err / n < 1.0);
 }
 

@@ -226,13 +226,14 @@ impl Profile {
             // ICAO 9303-3: the whole head, crown to chin, inside the frame.
             head_inside: Some(Range::at_least(0.0)),
             // ISO/IEC 19794-5 7.2.2: roll within 8 degrees, yaw and pitch within 5. Roll
-            // is measured (0.5 degrees median error on the corpus). Yaw and pitch are
-            // estimates from 2D landmarks (a generic 3D face, weak perspective) that no
-            // labelled photo checks: the corpus's neutral portraits, frontal to the eye,
-            // read yaw -11 to +10 and pitch -24 to +4 (facial proportions move it), so
-            // the profile flags only a clearly turned (over 10) or tilted (over 25) head.
+            // is measured (0.5 degrees median error on the corpus); yaw is calibrated
+            // against a face-mesh head pose (0.87 degrees mean error, 2.4 at the 95th
+            // percentile; measure::YAW_GAIN), so it takes the standard's 5. Pitch is an
+            // estimate from 2D landmarks (a generic 3D face, weak perspective) that mixes
+            // in facial proportions: the corpus's neutral, level portraits read -24 to +4,
+            // so the profile flags only a clearly tilted head (over 25).
             roll: Some(Range::new(-8.0, 8.0)),
-            yaw: Some(Range::new(-10.0, 10.0)),
+            yaw: Some(Range::new(-5.0, 5.0)),
             pitch: Some(Range::new(-25.0, 25.0)),
             // ISO/IEC 19794-5 7.2.3: eyes open.
             eyes_open: Some(Range::at_least(0.18)),
