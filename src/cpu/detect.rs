@@ -10,6 +10,7 @@
 
 use rayon::prelude::*;
 
+use super::scratch::Scratch;
 use crate::detect::{TinyFaceWeights, BLOCK_POOL_STRIDE, HEAD_LEN, LEAKY};
 use crate::error::{Error, Result};
 
@@ -144,19 +145,26 @@ fn tile_avx2<const P: usize, const V: usize>(
 ) {
     use std::arch::x86_64::*;
     let co = bias.len();
-    let rows: [&[f32]; P] = std::array::from_fn(|k| &inp[(p + k) * ci..(p + k + 1) * ci]);
+    // No closures (`array::from_fn`) in here: a closure does not inherit the function's
+    // target features, so its intrinsics became calls in the inner loop (7 % of a 12 MP
+    // photo's verification in `perf`).
+    let rows = &inp[p * ci..(p + P) * ci];
     let b = &bias[c0..c0 + 8 * V];
-    // SAFETY: `b` has 8 V elements; load `v` reads elements 8 v .. 8 v + 8.
-    let bv: [__m256; V] =
-        std::array::from_fn(|v| unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * v)) });
+    let mut bv = [_mm256_setzero_ps(); V];
+    for (v, bv) in bv.iter_mut().enumerate() {
+        // SAFETY: `b` has 8 V elements; load `v` reads elements 8 v .. 8 v + 8.
+        *bv = unsafe { _mm256_loadu_ps(b.as_ptr().add(8 * v)) };
+    }
     let mut acc = [bv; P];
     for i in 0..ci {
         let wr = &w[i * co + c0..i * co + c0 + 8 * V];
-        // SAFETY: `wr` has 8 V elements.
-        let wv: [__m256; V] =
-            std::array::from_fn(|v| unsafe { _mm256_loadu_ps(wr.as_ptr().add(8 * v)) });
+        let mut wv = [_mm256_setzero_ps(); V];
+        for (v, wv) in wv.iter_mut().enumerate() {
+            // SAFETY: `wr` has 8 V elements.
+            *wv = unsafe { _mm256_loadu_ps(wr.as_ptr().add(8 * v)) };
+        }
         for k in 0..P {
-            let x = _mm256_set1_ps(rows[k][i]);
+            let x = _mm256_set1_ps(rows[k * ci + i]);
             for v in 0..V {
                 acc[k][v] = _mm256_fmadd_ps(x, wv[v], acc[k][v]);
             }
@@ -251,31 +259,81 @@ fn scalar_tail(row: &[f32], w: &[f32], bias: &[f32], out: &mut [f32], from: usiz
     }
 }
 
-/// Max of two pre-pooled rows into a pooled row (2x2 window, `stride` 2 or 1; stride 1 pads
-/// right with -inf as TF 'same' does). `b` is `None` past the bottom edge.
-fn pool_rows(a: &[f32], b: Option<&[f32]>, w: usize, c: usize, stride: usize, out: &mut [f32]) {
-    // `x > m` (not f32::max, whose NaN rule blocks vector max instructions): the
-    // activations are finite, and for finite values both agree
+/// Defines `$name` to call the `#[inline(always)]` portable `$body` compiled for AVX2 where
+/// the CPU has it (the compiler vectorizes the portable loops 8 lanes wide; no FMA
+/// contraction, so the results are bit-identical either way), else for the baseline target.
+macro_rules! avx2_twin {
+    ($(#[$doc:meta])* fn $name:ident => $body:ident ($($arg:ident: $ty:ty),* $(,)?)) => {
+        $(#[$doc])*
+        fn $name($($arg: $ty),*) {
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                #[target_feature(enable = "avx2")]
+                fn avx2($($arg: $ty),*) {
+                    $body($($arg),*)
+                }
+                #[allow(unsafe_code, reason = "avx2 was detected just above")]
+                // SAFETY: the CPU supports the feature the function is compiled for.
+                unsafe { avx2($($arg),*) };
+                return;
+            }
+            $body($($arg),*)
+        }
+    };
+}
+
+avx2_twin! {
+    /// Max of two pre-pooled rows into a pooled row (2x2 window, `stride` 2 or 1; stride 1
+    /// pads right with -inf as TF 'same' does). `b` is `None` past the bottom edge.
+    fn pool_rows => pool_rows_body(
+        a: &[f32],
+        b: Option<&[f32]>,
+        w: usize,
+        c: usize,
+        stride: usize,
+        out: &mut [f32],
+    )
+}
+
+#[inline(always)]
+fn pool_rows_body(
+    a: &[f32],
+    b: Option<&[f32]>,
+    w: usize,
+    c: usize,
+    stride: usize,
+    out: &mut [f32],
+) {
+    // a select on values (not `f32::max`, whose NaN rule costs two more instructions, nor
+    // a conditional store, which becomes a slow masked store): the activations are finite,
+    // and for finite values all three agree
     #[inline(always)]
-    fn max_into(m: &mut [f32], x: &[f32]) {
-        for (m, &x) in m.iter_mut().zip(x) {
-            // an unconditional store: the compiler emits a vector max
-            *m = if x > *m { x } else { *m };
+    fn mx(p: f32, q: f32) -> f32 {
+        if q > p {
+            q
+        } else {
+            p
         }
     }
     let ow = w / stride;
+    let px = |x: usize| x * c..(x + 1) * c;
     for x in 0..ow {
         let x0 = x * stride;
+        // a missing right neighbour (stride 1's padding) repeats the pixel: same maximum
+        let x1 = if x0 + 1 < w { x0 + 1 } else { x0 };
         let o = &mut out[x * c..(x + 1) * c];
-        o.copy_from_slice(&a[x0 * c..(x0 + 1) * c]);
-        let right = x0 + 1 < w;
-        if right {
-            max_into(o, &a[(x0 + 1) * c..(x0 + 2) * c]);
-        }
-        if let Some(b) = b {
-            max_into(o, &b[x0 * c..(x0 + 1) * c]);
-            if right {
-                max_into(o, &b[(x0 + 1) * c..(x0 + 2) * c]);
+        let (a0, a1) = (&a[px(x0)], &a[px(x1)]);
+        match b {
+            Some(b) => {
+                let (b0, b1) = (&b[px(x0)], &b[px(x1)]);
+                for ((((o, &p), &q), &r), &t) in o.iter_mut().zip(a0).zip(a1).zip(b0).zip(b1) {
+                    *o = mx(mx(p, q), mx(r, t));
+                }
+            }
+            None => {
+                for ((o, &p), &q) in o.iter_mut().zip(a0).zip(a1) {
+                    *o = mx(p, q);
+                }
             }
         }
     }
@@ -318,8 +376,42 @@ fn conv0_row(
     matmul_rows(col, 27, &w.conv0, &w.conv0_bias, out, Act::Leaky);
 }
 
-/// Depthwise 3x3 (SAME, no bias) on row `y` of a `w x h x c` input.
-fn depthwise_row(
+avx2_twin! {
+    /// Depthwise 3x3 (SAME, no bias) on row `y` of a `w x h x c` input. Each output value
+    /// sums its taps in `ky`, `kx` order (as the WGSL twin does); the three taps of a kernel
+    /// row are three shifted whole-row products, so the inner loops have no edge tests.
+    fn depthwise_row => depthwise_dispatch(
+        inp: &[f32],
+        size: (usize, usize),
+        c: usize,
+        y: usize,
+        f: &[f32],
+        out: &mut [f32],
+    )
+}
+
+#[inline(always)]
+fn depthwise_dispatch(
+    inp: &[f32],
+    size: (usize, usize),
+    c: usize,
+    y: usize,
+    f: &[f32],
+    out: &mut [f32],
+) {
+    match c {
+        16 => depthwise_body::<16>(inp, size, c, y, f, out),
+        32 => depthwise_body::<32>(inp, size, c, y, f, out),
+        64 => depthwise_body::<64>(inp, size, c, y, f, out),
+        128 => depthwise_body::<128>(inp, size, c, y, f, out),
+        256 => depthwise_body::<256>(inp, size, c, y, f, out),
+        _ => depthwise_body::<0>(inp, size, c, y, f, out),
+    }
+}
+
+/// [`depthwise_row`] with `C` channels known at compile time (`C = 0`: `c` at run time).
+#[inline(always)]
+fn depthwise_body<const C: usize>(
     inp: &[f32],
     (iw, ih): (usize, usize),
     c: usize,
@@ -327,7 +419,12 @@ fn depthwise_row(
     f: &[f32],
     out: &mut [f32],
 ) {
+    let c = if C == 0 { c } else { C };
+    let out = &mut out[..iw * c];
     out.fill(0.0);
+    if iw == 0 || c == 0 {
+        return;
+    }
     for ky in 0..3 {
         let yy = y as isize + ky as isize - 1;
         if yy < 0 || yy >= ih as isize {
@@ -336,15 +433,16 @@ fn depthwise_row(
         let row = &inp[yy as usize * iw * c..(yy as usize + 1) * iw * c];
         for kx in 0..3 {
             let fk = &f[(ky * 3 + kx) * c..(ky * 3 + kx + 1) * c];
-            for x in 0..iw {
-                let xx = x as isize + kx as isize - 1;
-                if xx < 0 || xx >= iw as isize {
-                    continue;
-                }
-                let src = &row[xx as usize * c..(xx as usize + 1) * c];
-                let dst = &mut out[x * c..(x + 1) * c];
-                for ch in 0..c {
-                    dst[ch] += src[ch] * fk[ch];
+            // output pixel x reads input pixel x + kx - 1
+            let n = (iw - 1) * c;
+            let (dst, src) = match kx {
+                0 => (&mut out[c..], &row[..n]),
+                1 => (&mut out[..], row),
+                _ => (&mut out[..n], &row[c..]),
+            };
+            for (d, s) in dst.chunks_exact_mut(c).zip(src.chunks_exact(c)) {
+                for ((d, s), k) in d.iter_mut().zip(s).zip(fk) {
+                    *d += s * k;
                 }
             }
         }
@@ -357,10 +455,21 @@ fn depthwise_row(
 ///
 /// # Errors
 /// `InvalidInput` when the input length does not match the size.
+#[cfg(test)]
 pub(crate) fn forward(
     w: &TinyFaceWeights,
     input: &[f32],
+    size: (usize, usize),
+) -> Result<Vec<f32>> {
+    forward_with(w, input, size, &Scratch::new(0))
+}
+
+/// [`forward`] with the activations in buffers from `scratch` (returned to it after).
+pub(crate) fn forward_with(
+    w: &TinyFaceWeights,
+    input: &[f32],
     (width, height): (usize, usize),
+    scratch: &Scratch,
 ) -> Result<Vec<f32>> {
     if width == 0
         || height == 0
@@ -373,9 +482,9 @@ pub(crate) fn forward(
             input.len()
         )));
     }
-    // conv0 + leaky + pool 2x2/2
+    // conv0 + leaky + pool 2x2/2; every element of `act` is written below
     let (mut sw, mut sh) = (width / 2, height / 2);
-    let mut act = vec![0f32; sw * sh * 16];
+    let mut act = scratch.take(sw * sh * 16);
     act.par_chunks_mut(sw * 16).enumerate().for_each_init(
         || {
             (
@@ -394,30 +503,51 @@ pub(crate) fn forward(
     for (k, b) in w.blocks.iter().enumerate() {
         let (c, co, stride) = (b.channels, 2 * b.channels, BLOCK_POOL_STRIDE[k]);
         let (ow, oh) = (sw / stride, sh / stride);
-        let mut next = vec![0f32; ow * oh * co];
+        let mut next = scratch.take(ow * oh * co);
         let inp = &act;
-        next.par_chunks_mut(ow * co).enumerate().for_each_init(
-            || (vec![0f32; sw * c], vec![0f32; sw * co], vec![0f32; sw * co]),
-            |(dw, r0, r1), (oy, out)| {
-                let y0 = oy * stride;
-                depthwise_row(inp, (sw, sh), c, y0, &b.depthwise, dw);
-                matmul_rows(dw, c, &b.pointwise, &b.bias, r0, Act::Leaky);
-                let second = if y0 + 1 < sh {
-                    depthwise_row(inp, (sw, sh), c, y0 + 1, &b.depthwise, dw);
-                    matmul_rows(dw, c, &b.pointwise, &b.bias, r1, Act::Leaky);
-                    Some(&r1[..])
-                } else {
-                    None
-                };
-                pool_rows(r0, second, sw, co, stride, out);
-            },
-        );
-        act = next;
+        let row = |y: usize, dw: &mut [f32], out: &mut [f32]| {
+            depthwise_row(inp, (sw, sh), c, y, &b.depthwise, dw);
+            matmul_rows(dw, c, &b.pointwise, &b.bias, out, Act::Leaky);
+        };
+        if stride == 2 {
+            // each pooled row reads two rows no other pooled row reads
+            next.par_chunks_mut(ow * co).enumerate().for_each_init(
+                || (vec![0f32; sw * c], vec![0f32; sw * co], vec![0f32; sw * co]),
+                |(dw, r0, r1), (oy, out)| {
+                    let y0 = 2 * oy;
+                    row(y0, dw, r0);
+                    let second = (y0 + 1 < sh).then(|| {
+                        row(y0 + 1, dw, r1);
+                        &r1[..]
+                    });
+                    pool_rows(r0, second, sw, co, 2, out);
+                },
+            );
+        } else {
+            // stride 1: each row feeds two pooled rows, so every row is computed once
+            // first (it used to be computed twice, ~10 % of a pass)
+            let mut full = scratch.take(sw * sh * co);
+            full.par_chunks_mut(sw * co)
+                .enumerate()
+                .for_each_init(|| vec![0f32; sw * c], |dw, (y, out)| row(y, dw, out));
+            let rows = &full;
+            next.par_chunks_mut(ow * co)
+                .enumerate()
+                .for_each(|(oy, out)| {
+                    let a = &rows[oy * sw * co..(oy + 1) * sw * co];
+                    let below =
+                        (oy + 1 < sh).then(|| &rows[(oy + 1) * sw * co..(oy + 2) * sw * co]);
+                    pool_rows(a, below, sw, co, 1, out);
+                });
+            scratch.give(full);
+        }
+        scratch.give(std::mem::replace(&mut act, next));
         (sw, sh) = (ow, oh);
     }
     // conv8: 1x1 512 -> 25, no activation
     let mut head = vec![0f32; sw * sh * w.head_bias.len()];
     matmul_rows(&act, 512, &w.head, &w.head_bias, &mut head, Act::Linear);
+    scratch.give(act);
     if (width, height) == (416, 416) {
         debug_assert_eq!(head.len(), HEAD_LEN);
     }
@@ -478,6 +608,39 @@ mod tests {
                         (out[p * co + c] as f64 - a).abs() < 1e-4,
                         "{n} {ci} {co} p{p} c{c}"
                     );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn depthwise_rows_equal_the_per_pixel_sum_in_tap_order() {
+        // compile-time channel counts and the run-time fallback, edges included
+        for &(w, h, c) in &[(5usize, 4usize, 16usize), (3, 3, 32), (1, 2, 16), (4, 3, 8)] {
+            let inp: Vec<f32> = (0..w * h * c)
+                .map(|i| ((i * 29 % 23) as f32 - 11.0) / 9.0)
+                .collect();
+            let f: Vec<f32> = (0..9 * c)
+                .map(|i| ((i * 7 % 19) as f32 - 9.0) / 8.0)
+                .collect();
+            let mut out = vec![f32::NAN; w * c];
+            for y in 0..h {
+                depthwise_row(&inp, (w, h), c, y, &f, &mut out);
+                for x in 0..w {
+                    for ch in 0..c {
+                        let mut want = 0f32;
+                        for ky in 0..3 {
+                            for kx in 0..3 {
+                                let (yy, xx) = (y + ky, x + kx);
+                                if yy < 1 || yy > h || xx < 1 || xx > w {
+                                    continue;
+                                }
+                                want += inp[((yy - 1) * w + xx - 1) * c + ch]
+                                    * f[(ky * 3 + kx) * c + ch];
+                            }
+                        }
+                        assert_eq!(out[x * c + ch], want, "{w}x{h}x{c} y{y} x{x} c{ch}");
+                    }
                 }
             }
         }

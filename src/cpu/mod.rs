@@ -7,6 +7,7 @@ pub(crate) mod convert;
 pub(crate) mod detect;
 pub(crate) mod landmarks;
 pub(crate) mod resize;
+pub(crate) mod scratch;
 
 use crate::error::Result;
 use crate::frame::Frame;

@@ -231,6 +231,7 @@ impl EngineBuilder {
             calibrate: self.calibrate,
             results,
             models,
+            scratch: crate::cpu::scratch::Scratch::default(),
             calibration_lock: std::sync::Mutex::new(()),
         };
         if let Some(path) = engine.calibration_path() {
@@ -268,6 +269,8 @@ pub struct Engine {
     calibration_lock: std::sync::Mutex<()>,
     results: Option<crate::cache::ResultCache>,
     models: crate::cache::ModelCache,
+    /// Reused activation buffers of the CPU networks ([`crate::cpu::scratch`]).
+    scratch: crate::cpu::scratch::Scratch,
 }
 
 /// One decoded, planned input, ready for either path, with the host memory it holds.
@@ -368,6 +371,11 @@ impl Engine {
     /// The engine's CPU worker pool.
     pub(crate) fn pool(&self) -> &rayon::ThreadPool {
         &self.pool
+    }
+
+    /// The CPU networks' reusable activation buffers.
+    pub(crate) fn scratch(&self) -> &crate::cpu::scratch::Scratch {
+        &self.scratch
     }
 
     /// The GPU backend, if one is open.

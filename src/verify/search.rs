@@ -90,7 +90,9 @@ impl Verifier<'_> {
                 .map(|t| {
                     t.as_f32()
                         .ok_or_else(|| Error::invalid("detector input is not f32"))
-                        .and_then(|x| crate::cpu::detect::forward(w, x, size))
+                        .and_then(|x| {
+                            crate::cpu::detect::forward_with(w, x, size, self.engine.scratch())
+                        })
                 })
                 .collect()
         })
