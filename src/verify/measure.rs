@@ -485,7 +485,9 @@ fn background_regions(frame: &Frame, head: &Rect, l: &Landmarks) -> Vec<Rect> {
     v
 }
 
-/// Whether `(x, y)` lies inside the closed polygon `poly` (even-odd rule).
+/// Whether `(x, y)` lies inside the closed polygon `poly` (even-odd rule): the per-point
+/// reference that [`FaceMask::new`]'s scanlines are tested against.
+#[cfg(test)]
 fn inside(poly: &[Point], x: f32, y: f32) -> bool {
     let mut c = false;
     let n = poly.len();
@@ -542,10 +544,31 @@ impl FaceMask {
         if bx1 <= bx0 + 2 || by1 <= by0 + 2 {
             return None;
         }
+        // scanlines: the even-odd test of `inside` per pixel centre, with each row's edge
+        // crossings computed once (the same expression) and sorted, instead of every edge
+        // per pixel (5 % of a 12 MP photo's verification)
         let mut mask = Vec::with_capacity((bx1 - bx0) * (by1 - by0));
+        let mut xs: Vec<f32> = Vec::with_capacity(poly.len());
+        let n = poly.len();
         for y in by0..by1 {
+            let yc = y as f32 + 0.5;
+            xs.clear();
+            for i in 0..n {
+                let (a, b) = (poly[i], poly[(i + n - 1) % n]);
+                if (a.y > yc) != (b.y > yc) {
+                    xs.push((b.x - a.x) * (yc - a.y) / (b.y - a.y) + a.x);
+                }
+            }
+            xs.sort_by(f32::total_cmp);
+            // crossings at or left of the pixel centre so far: inside when the count of
+            // those to its right is odd
+            let mut k = 0;
             for x in bx0..bx1 {
-                mask.push(inside(&poly, x as f32 + 0.5, y as f32 + 0.5));
+                let xc = x as f32 + 0.5;
+                while k < xs.len() && xs[k] <= xc {
+                    k += 1;
+                }
+                mask.push((xs.len() - k) % 2 == 1);
             }
         }
         // nose axis: through the bridge's top (27) and the chin (8)
@@ -675,6 +698,34 @@ mod tests {
         }
         // degenerate landmarks give 0, not NaN
         assert_eq!(yaw(&lm(|_| (1.0, 1.0))), 0.0);
+    }
+
+    #[test]
+    fn face_mask_scanlines_equal_the_point_test() {
+        // a jaw and brows with a dent, rolled and partly outside the image
+        let l = lm(|i| {
+            let t = i as f32 / 26.0 * std::f32::consts::TAU;
+            let r = if i % 5 == 0 { 30.0 } else { 45.0 };
+            (
+                60.0 + r * t.cos() + 0.3 * i as f32,
+                50.0 + r * 1.2 * t.sin(),
+            )
+        });
+        for (w, h) in [(200usize, 200usize), (90, 80)] {
+            let m = FaceMask::new(&l, w, h).expect("mask");
+            let mut poly: Vec<Point> = l.jaw().to_vec();
+            poly.extend(l.brows().iter().rev());
+            let [x0, y0, x1, y1] = m.bounds;
+            let mut n = 0;
+            for y in y0..y1 {
+                for x in x0..x1 {
+                    let want = inside(&poly, x as f32 + 0.5, y as f32 + 0.5);
+                    assert_eq!(m.mask[(y - y0) * (x1 - x0) + x - x0], want, "{x},{y}");
+                    n += want as usize;
+                }
+            }
+            assert!(n > 100, "{n}");
+        }
     }
 
     #[test]
