@@ -23,13 +23,9 @@ fn w1_bytes() -> Vec<u8> {
     if let Ok(b) = std::fs::read(root().join("target/w1/w1_000.jpg")) {
         return b;
     }
-    let f = Frame::synthetic(4032, 3024, 7);
-    let img = image::RgbImage::from_raw(4032, 3024, f.as_bytes().to_vec()).expect("size");
-    let mut out = std::io::Cursor::new(Vec::new());
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&img)
-        .expect("encode");
-    out.into_inner()
+    Frame::synthetic(4032, 3024, 7)
+        .encode_jpeg(90)
+        .expect("encode")
 }
 
 fn manifest() -> Option<PathBuf> {

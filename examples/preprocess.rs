@@ -207,13 +207,17 @@ fn default_inputs() -> Vec<Input> {
             let f = Frame::synthetic(w, h, i as u32 + 1);
             let mut bytes = Vec::new();
             let name = if i % 2 == 0 {
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
-                    .encode(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
-                    .map(|_| format!("generated_{i}_{w}x{h}.jpg"))
+                f.encode_jpeg(90)
+                    .map(|b| {
+                        bytes = b;
+                        format!("generated_{i}_{w}x{h}.jpg")
+                    })
+                    .map_err(|e| e.to_string())
             } else {
                 image::codecs::png::PngEncoder::new(&mut bytes)
                     .write_image(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
                     .map(|_| format!("generated_{i}_{w}x{h}.png"))
+                    .map_err(|e| e.to_string())
             };
             Input::bytes(
                 name.unwrap_or_else(|e| format!("generated_{i}: {e}")),

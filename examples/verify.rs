@@ -21,7 +21,6 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use veridoc::cache::CacheConfig;
-use veridoc::monitor::Summary;
 use veridoc::verify::{Profile, Verdict, VerifyOptions};
 use veridoc::{DevicePolicy, Engine, Input, Placement};
 
@@ -200,10 +199,17 @@ fn run(a: Args) -> Result<(), String> {
                 stages.push(out.summary.median);
             }
         }
-        let of = |v: Vec<f64>| Summary::of(&v).ok_or("no latency measured");
-        let total = of(ms)?;
+        if ms.is_empty() {
+            return Err("no latency measured".into());
+        }
         let stage = |f: fn(&veridoc::verify::StageTimes) -> f64| {
-            Summary::of(&stages.iter().map(f).collect::<Vec<_>>()).map_or(f64::NAN, |s| s.median)
+            quantile(&stages.iter().map(f).collect::<Vec<_>>(), 0.5)
+        };
+        let total = Latency {
+            n: ms.len(),
+            median: quantile(&ms, 0.5),
+            p90: quantile(&ms, 0.9),
+            min: quantile(&ms, 0.0),
         };
         println!(
             "single-photo latency over {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms \
@@ -308,6 +314,30 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("verify: {e}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// Single-photo latencies of `--repeat`, in ms.
+struct Latency {
+    n: usize,
+    median: f64,
+    p90: f64,
+    min: f64,
+}
+
+/// The `q` quantile of `values`, interpolated linearly between order statistics as NumPy's
+/// default does (the method of veridoc-bench's `Summary`); NaN when empty.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n => {
+            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = pos.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
         }
     }
 }

@@ -506,12 +506,7 @@ mod tests {
     use super::*;
 
     fn jpeg_bytes(w: u32, h: u32) -> Vec<u8> {
-        let f = Frame::synthetic(w, h, 1);
-        let mut out = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-            .encode(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
-            .unwrap();
-        out
+        Frame::synthetic(w, h, 1).encode_jpeg(90).expect("jpeg")
     }
 
     #[test]

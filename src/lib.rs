@@ -42,7 +42,6 @@
 
 #![deny(unsafe_code)]
 
-pub mod bench;
 pub mod cache;
 mod cpu;
 pub mod decode;
@@ -62,7 +61,6 @@ mod input;
 pub mod landmarks;
 pub mod memory;
 pub mod model;
-pub mod monitor;
 pub mod plan;
 pub mod progress;
 pub mod resample;

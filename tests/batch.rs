@@ -6,12 +6,7 @@ use common::fixture;
 use veridoc::{DType, Engine, ErrorKind, Frame, Input, Layout, Pipeline};
 
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
-    let f = Frame::synthetic(w, h, 3);
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    out
+    Frame::synthetic(w, h, 3).encode_jpeg(90).expect("jpeg")
 }
 
 #[test]

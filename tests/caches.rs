@@ -15,12 +15,7 @@ use veridoc::model::ModelSource;
 use veridoc::{DevicePolicy, Engine, Frame, Input, Layout, Pipeline};
 
 fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
-    let f = Frame::synthetic(w, h, seed);
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    out
+    Frame::synthetic(w, h, seed).encode_jpeg(90).expect("jpeg")
 }
 
 fn engine(cfg: CacheConfig) -> Engine {

@@ -12,12 +12,7 @@ use veridoc::{
 };
 
 fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
-    let f = Frame::synthetic(w, h, seed);
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 85)
-        .encode(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
-        .unwrap();
-    out
+    Frame::synthetic(w, h, seed).encode_jpeg(85).expect("jpeg")
 }
 
 fn engine(budget: u64) -> Engine {

@@ -404,7 +404,7 @@ impl Engine {
     /// Writes what the scheduler has learned so far (its cost models, refined by every batch
     /// this engine ran) as a calibration file. An engine built on the same machine state
     /// (version, adapter, threads) loads it at build when it lies at
-    /// [`Engine::calibration_file`] (see `veridoc::bench`, which writes one after a run).
+    /// [`Engine::calibration_file`] (the `veridoc-bench` crate writes one after a run).
     ///
     /// # Errors
     /// `Io` when the directory or file cannot be written.

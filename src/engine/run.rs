@@ -657,10 +657,8 @@ impl Engine {
             .dtype(DType::F32);
         let float = fixed.clone().filter(crate::spec::Filter::Lanczos3);
         let jpeg = |w: u32, h: u32, seed: u32| -> Option<Input> {
-            let f = crate::frame::Frame::synthetic(w, h, seed);
-            let mut out = Vec::new();
-            image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-                .encode(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
+            let out = crate::frame::Frame::synthetic(w, h, seed)
+                .encode_jpeg(90)
                 .ok()?;
             Some(Input::bytes(format!("calibration-{seed}.jpg"), out))
         };

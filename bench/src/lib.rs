@@ -1,8 +1,11 @@
+//! veridoc-bench: the benchmark suite and the performance monitor of the veridoc engine, in a
+//! crate of their own (the engine never imports them), and the `bench` binary around them.
+//!
 //! The benchmark suite as a library: workloads, a runner (warm-up, repeats, median and
 //! spread, latency percentiles, peak memory from the [`crate::monitor`]), suites over
 //! generated images, a versioned JSON report with a machine fingerprint, a Markdown
 //! summary, SVG charts, regression comparison and recommendations (a calibration file the
-//! scheduler loads). The `bench` example is a command line around it.
+//! scheduler loads). The `bench` binary (`src/main.rs`) is a command line around it.
 //!
 //! ```text
 //! SuiteConfig::quick() | ::full()      which suites, sizes, repeats
@@ -17,6 +20,7 @@
 //! sample, summarised by [`Summary`] (median, MAD-based spread, p50/p90/p99).
 
 mod compare;
+pub mod monitor;
 mod output;
 mod recommend;
 mod suites;
@@ -35,10 +39,10 @@ pub use recommend::{
 };
 pub use suites::{run_suites, PathKind, Suite, SuiteConfig};
 
-use crate::engine::{BatchReport, Engine};
-use crate::error::{Error, Result};
 pub use crate::monitor::Summary;
 use crate::monitor::{metric, Monitor, MonitorConfig};
+use veridoc::{BatchReport, Engine};
+use veridoc::{Error, Result};
 
 /// Version of the JSON report schema. Bump on any incompatible change (renamed or removed
 /// field, changed unit); [`compare`] refuses reports of another major version.
@@ -244,7 +248,7 @@ pub fn measure_with(
     engine: Option<&Engine>,
 ) -> Result<Measurement> {
     if cfg.repeats == 0 {
-        return Err(Error::from(crate::ErrorKind::InvalidInput(
+        return Err(Error::from(veridoc::ErrorKind::InvalidInput(
             "bench: repeats must be at least 1".into(),
         )));
     }
@@ -338,9 +342,11 @@ fn summary_or_zero(v: &[f64]) -> Summary {
 /// `cpu`, `gpu` or `split(k)` for a report's placement.
 pub(crate) fn placement_name(r: &BatchReport) -> String {
     match r.decision.placement {
-        crate::Placement::Cpu => "cpu".into(),
-        crate::Placement::Gpu => "gpu".into(),
-        crate::Placement::Split { gpu_items } => format!("split({gpu_items} gpu)"),
+        veridoc::Placement::Cpu => "cpu".into(),
+        veridoc::Placement::Gpu => "gpu".into(),
+        veridoc::Placement::Split { gpu_items } => format!("split({gpu_items} gpu)"),
+        // a placement added after this crate was written
+        other => format!("{other:?}").to_lowercase(),
     }
 }
 
@@ -391,7 +397,7 @@ impl Fingerprint {
             memory_total_bytes: sys.total_memory(),
             os: sysinfo::System::long_os_version().unwrap_or_else(|| "unknown".into()),
             adapter: "none".into(),
-            engine_version: crate::VERSION.into(),
+            engine_version: veridoc::VERSION.into(),
             engine_threads: engine.map_or(0, |e| e.cpu_threads()),
             ..Fingerprint::default()
         };
@@ -450,7 +456,7 @@ pub fn monitor_overhead(
     interval: Duration,
 ) -> Result<Overhead> {
     if pairs == 0 {
-        return Err(Error::from(crate::ErrorKind::InvalidInput(
+        return Err(Error::from(veridoc::ErrorKind::InvalidInput(
             "bench: overhead needs at least one pair".into(),
         )));
     }
@@ -575,7 +581,7 @@ impl BenchReport {
 }
 
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {
-    Error::from(crate::ErrorKind::InvalidInput(msg.into()))
+    Error::from(veridoc::ErrorKind::InvalidInput(msg.into()))
 }
 
 #[cfg(test)]
@@ -628,7 +634,7 @@ pub(crate) mod tests {
             fingerprint: Fingerprint {
                 cpu_model: "test cpu".into(),
                 logical_cores: 2,
-                engine_version: crate::VERSION.into(),
+                engine_version: veridoc::VERSION.into(),
                 engine_threads: 2,
                 adapter: "none".into(),
                 ..Fingerprint::default()

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 use super::{BenchReport, Measurement, Summary};
-use crate::error::{Error, Result};
+use veridoc::{Error, Result};
 
 /// One line of a line chart: points `(x, y, y_low, y_high)` (the band is drawn as an
 /// error bar; use `y` for both ends for none).
@@ -470,7 +470,11 @@ pub fn to_markdown(r: &BenchReport) -> String {
         f.physical_cores.map_or("?".into(), |c| c.to_string()),
         f.engine_threads
     );
-    let _ = writeln!(s, "| memory | {} |", crate::fmt_bytes(f.memory_total_bytes));
+    let _ = writeln!(
+        s,
+        "| memory | {} |",
+        veridoc::fmt_bytes(f.memory_total_bytes)
+    );
     let _ = writeln!(s, "| os | {} |", f.os);
     let _ = writeln!(
         s,
@@ -562,8 +566,8 @@ pub fn to_markdown(r: &BenchReport) -> String {
             rec.workers,
             rec.batch_size,
             rec.concurrent_batches,
-            crate::fmt_bytes(rec.host_budget_bytes),
-            rec.gpu_budget_bytes.map_or("-".into(), crate::fmt_bytes)
+            veridoc::fmt_bytes(rec.host_budget_bytes),
+            rec.gpu_budget_bytes.map_or("-".into(), veridoc::fmt_bytes)
         );
         for line in &rec.reasons {
             let _ = writeln!(s, "- {line}");

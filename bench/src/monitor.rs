@@ -22,8 +22,8 @@ use std::time::{Duration, Instant};
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::{BatchReport, Engine};
-use crate::error::{Error, Result};
+use veridoc::{BatchReport, Engine};
+use veridoc::{Error, Result};
 
 /// Default sampling interval. 50 ms resolves a 12 MP decode (~100 ms on one core) while a
 /// sample costs ~30 us (two `/proc` reads), i.e. under 0.1% of one core.

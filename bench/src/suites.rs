@@ -16,14 +16,14 @@ use super::{
     invalid, measure, measure_with, monitor_overhead, BenchReport, Case, Fingerprint, Measurement,
     Outcome, RunConfig, Workload, SCHEMA_VERSION,
 };
-use crate::engine::{DevicePolicy, Engine, EngineBuilder, PlanRequest};
-use crate::error::Result;
-use crate::frame::Frame;
-use crate::input::Input;
-use crate::memory::MemoryLimit;
 use crate::monitor::MonitorConfig;
-use crate::scheduler::Placement;
-use crate::spec::{Layout, Pipeline};
+use veridoc::Frame;
+use veridoc::Input;
+use veridoc::MemoryLimit;
+use veridoc::Placement;
+use veridoc::Result;
+use veridoc::{DevicePolicy, Engine, EngineBuilder, PlanRequest};
+use veridoc::{Layout, Pipeline};
 
 /// A suite of measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -73,7 +73,7 @@ impl Suite {
 }
 
 impl std::str::FromStr for Suite {
-    type Err = crate::Error;
+    type Err = veridoc::Error;
     fn from_str(s: &str) -> Result<Suite> {
         Suite::ALL
             .into_iter()
@@ -282,11 +282,7 @@ impl Inputs {
             let mut v = Vec::new();
             let mut total = 0u64;
             for seed in 0..self.distinct.max(1) as u32 {
-                let f = Frame::synthetic(w, h, seed + 1);
-                let mut bytes = Vec::new();
-                image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
-                    .encode(f.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
-                    .map_err(|e| invalid(format!("bench: encoding a {w}x{h} jpeg: {e}")))?;
+                let bytes = Frame::synthetic(w, h, seed + 1).encode_jpeg(90)?;
                 total += bytes.len() as u64;
                 v.push(Input::bytes(format!("gen-{w}x{h}-{seed}.jpg"), bytes));
             }
@@ -551,9 +547,9 @@ impl Ctx<'_> {
             m.peak_host_reserved_bytes = m.peak_host_reserved_bytes.max(Some(peak));
             m.note = format!(
                 "host budget {} ({} items), peak reserved {}, {} items failed",
-                crate::fmt_bytes(budget),
+                veridoc::fmt_bytes(budget),
                 self.cfg.memory_budget_items,
-                crate::fmt_bytes(peak),
+                veridoc::fmt_bytes(peak),
                 m.failed_items
             );
             self.push(m);
@@ -578,7 +574,7 @@ impl Ctx<'_> {
             self.cfg
                 .builder()
                 .device_policy(DevicePolicy::Cpu)
-                .result_cache(crate::cache::CacheConfig::memory(512 << 20))
+                .result_cache(veridoc::cache::CacheConfig::memory(512 << 20))
                 .build()?,
         );
         let p = self.p.clone();
@@ -604,7 +600,7 @@ impl Ctx<'_> {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_nanos())
         ));
-        let cache_cfg = || crate::cache::CacheConfig::memory(512 << 20).disk(&dir);
+        let cache_cfg = || veridoc::cache::CacheConfig::memory(512 << 20).disk(&dir);
         let result = (|| -> Result<Measurement> {
             let filler = self
                 .cfg
@@ -663,7 +659,7 @@ pub fn run_suites(
         let b = if cfg.gpu {
             b
         } else {
-            b.gpu(crate::gpu::GpuSelection::Disabled)
+            b.gpu(veridoc::gpu::GpuSelection::Disabled)
         };
         Arc::new(b.build()?)
     };

@@ -1,13 +1,13 @@
-//! Headless benchmarks: the benchmark suite (`veridoc::bench`) and the named workloads of
+//! Headless benchmarks: the benchmark suite (`veridoc_bench`) and the named workloads of
 //! docs/benchmarks.md.
 //!
 //! ```text
-//! cargo run --release --example bench                       # quick suite, report folder at the end
-//! cargo run --release --example bench -- --suite full --out DIR [--json FILE]
-//! cargo run --release --example bench -- --suite batch,size --batch-sizes 1,8,64 --sizes 640x480,4032x3024
-//! cargo run --release --example bench -- --compare OLD.json NEW.json   # exit 1 on regressions
-//! cargo run --release --example bench -- --from-json REPORT.json --out DIR  # redraw, no runs
-//! cargo run --release --example bench -- --workload w1|w2|g1|sol|sweep|all [--device cpu|gpu|both]
+//! cargo run --release -p veridoc-bench                       # quick suite, report folder at the end
+//! cargo run --release -p veridoc-bench -- --suite full --out DIR [--json FILE]
+//! cargo run --release -p veridoc-bench -- --suite batch,size --batch-sizes 1,8,64 --sizes 640x480,4032x3024
+//! cargo run --release -p veridoc-bench -- --compare OLD.json NEW.json   # exit 1 on regressions
+//! cargo run --release -p veridoc-bench -- --from-json REPORT.json --out DIR  # redraw, no runs
+//! cargo run --release -p veridoc-bench -- --workload w1|w2|g1|sol|sweep|all [--device cpu|gpu|both]
 //!     [--passes N] [--threads N] [--g1-count N] [--json FILE] [--w1-dir DIR]
 //! ```
 //!
@@ -38,9 +38,9 @@ use clap::Parser;
 use fast_image_resize as fir;
 use rayon::prelude::*;
 use serde::Serialize;
-use veridoc::bench::{self, Suite, SuiteConfig, Workload};
 use veridoc::verify::{Profile, VerifyOptions};
 use veridoc::{DevicePolicy, Engine, Filter, Frame, Input, Layout, Pipeline};
+use veridoc_bench::{self as bench, Suite, SuiteConfig, Workload};
 
 // glibc returns freed output buffers to the OS and faults them in again on the next batch:
 // measured on W2 (2 threads), veridoc/fir went from 0.90 to 0.97 with a caching allocator.
@@ -621,9 +621,8 @@ fn jpeg_inputs(engine: &Engine, w1: &[Input], mpx: f64, n: usize) -> Result<Vec<
     let mut out = Vec::new();
     for (i, src) in w1.iter().take(n.min(8)).enumerate() {
         let t = engine.run_one(&p, src).map_err(|e| e.to_string())?;
-        let mut bytes = Vec::new();
-        image::codecs::jpeg::JpegEncoder::new_with_quality(&mut bytes, 90)
-            .encode(t.as_bytes(), w, h, image::ExtendedColorType::Rgb8)
+        let bytes = Frame::new(w, h, t.as_bytes().to_vec())
+            .and_then(|f| f.encode_jpeg(90))
             .map_err(|e| e.to_string())?;
         out.push(Input::bytes(format!("sweep_{mpx}mp_{i}.jpg"), bytes));
     }

@@ -2,12 +2,15 @@
 //! round-trips, the outputs are written, a report compared with itself shows no regression,
 //! and the learned calibration is loaded by a new engine. Nothing here asserts a speed.
 
+#[path = "../../tests/common/mod.rs"]
 mod common;
 
 use std::cell::Cell;
 
-use veridoc::bench::{self, Case, Outcome, RunConfig, Suite, SuiteConfig, Verdict, Workload};
 use veridoc::Engine;
+use veridoc_bench::{
+    self as bench, Case, Outcome, RunConfig, Suite, SuiteConfig, Verdict, Workload,
+};
 
 fn tiny(dir: &std::path::Path) -> SuiteConfig {
     let mut cfg = SuiteConfig::quick();

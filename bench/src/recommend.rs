@@ -190,9 +190,9 @@ pub fn recommend(r: &BenchReport) -> Recommendations {
         None => {
             reasons.push(format!(
                 "batch size {}: the engine's default (no batch suite measured)",
-                crate::MAX_BATCH.min(32)
+                veridoc::MAX_BATCH.min(32)
             ));
-            ("auto".into(), crate::MAX_BATCH.min(32), 0.0)
+            ("auto".into(), veridoc::MAX_BATCH.min(32), 0.0)
         }
     };
     // Concurrency: from the memory suite's levels.
@@ -225,14 +225,14 @@ pub fn recommend(r: &BenchReport) -> Recommendations {
             mib_up(peak_per_item * batch_size as f64 * concurrent_batches as f64 * BUDGET_HEADROOM);
         reasons.push(format!(
             "host budget {}: {} reserved per item at peak x {batch_size} items x {concurrent_batches} batch(es) x {BUDGET_HEADROOM} headroom = {}, at least {}",
-            crate::fmt_bytes(b.max(MIN_HOST_BUDGET)),
-            crate::fmt_bytes(peak_per_item as u64),
-            crate::fmt_bytes(b),
-            crate::fmt_bytes(MIN_HOST_BUDGET)
+            veridoc::fmt_bytes(b.max(MIN_HOST_BUDGET)),
+            veridoc::fmt_bytes(peak_per_item as u64),
+            veridoc::fmt_bytes(b),
+            veridoc::fmt_bytes(MIN_HOST_BUDGET)
         ));
         b.max(MIN_HOST_BUDGET)
     } else {
-        let b = (r.fingerprint.memory_total_bytes as f64 * crate::DEFAULT_HOST_FRACTION) as u64;
+        let b = (r.fingerprint.memory_total_bytes as f64 * veridoc::DEFAULT_HOST_FRACTION) as u64;
         reasons
             .push("host budget: the engine's default fraction (no reservations measured)".into());
         b
@@ -242,8 +242,8 @@ pub fn recommend(r: &BenchReport) -> Recommendations {
         let b = mib_up(p as f64 * BUDGET_HEADROOM);
         reasons.push(format!(
             "gpu budget {}: the largest gpu allocation measured ({}) x {BUDGET_HEADROOM}",
-            crate::fmt_bytes(b),
-            crate::fmt_bytes(p)
+            veridoc::fmt_bytes(b),
+            veridoc::fmt_bytes(p)
         ));
         b
     });
