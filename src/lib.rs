@@ -30,19 +30,44 @@
 //!    orientation is applied; alpha is flattened.
 //! 2. [`geometry`]: crop, fit/fill/stretch/shorter-side and letterbox placement, computed
 //!    once per image and shared by both paths.
-//! 3. [`resample`] and [`plan`]: fixed-point resize coefficients and per-channel value tables,
-//!    computed on the host by the same code for both paths.
-//! 4. The CPU path (`src/cpu/`) resizes with `fast_image_resize` and writes the output in one
-//!    fused pass (channel order, normalize, layout, dtype).
+//! 3. [`resample`] and the value tables: fixed-point resize coefficients and per-channel
+//!    lookup tables, computed on the host by the same code for both paths.
+//! 4. [`scheduler`]: each batch gets a [`Decision`] — a [`Placement`] (cpu, gpu or a split)
+//!    and the [`Reason`] for it — from a calibrated linear cost model per path, refined from
+//!    every measured batch.
+//! 5. The CPU path (`src/cpu/`) resizes with `fast_image_resize` and writes the output in one
+//!    fused pass (channel order, normalize, layout, dtype); the GPU path ([`gpu`], WGSL
+//!    compute shaders in `shaders/`, each with a CPU twin of the same name) does the same
+//!    within a tested tolerance (bit-exact for the fixed-point filters).
+//! 6. [`Engine::run`] returns a [`BatchOutput`] with one result per input (a bad photo never
+//!    stops a batch) and a [`BatchReport`]; [`Engine::stream`] runs any number of inputs
+//!    under a [`HostBudget`] with backpressure, progress and cancellation.
+//! 7. [`cache`]: results (memory + disk, TTL, content keys) and models (GPU-resident, host,
+//!    memory-mapped disk tier).
+//!
+//! ## Verification
+//!
+//! [`verify::Verifier`] runs photos through the engine: a face search with the
+//! TinyFaceDetector ([`detect`]) at several scales, face-api's 68-landmark and expression
+//! networks ([`landmarks`]), then the ICAO 9303 / ISO/IEC 19794-5 checks of a
+//! [`verify::Profile`], each with its clause, range and unit, into a per-photo
+//! [`verify::PhotoReport`]. Weights come from [`model`] files (TF.js or the fast `VDM2`
+//! form) through the model cache. docs/verification.md has the measured error rates.
 //!
 //! ## Crate layout
 //!
-//! `spec` (what to do) · `decode` (bytes to RGB8) · `geometry`, `resample`, `plan` (shared
-//! math) · `cpu/` (execution on rayon) · `engine` (batches, reports) · `tensor` (output).
+//! `spec` (what to do: [`Pipeline`]) · [`decode`] (bytes to RGB8) · [`geometry`],
+//! [`resample`] (shared math) · `cpu/` (execution on rayon) · [`gpu`] (the only module that
+//! touches wgpu; a disabled twin in a build without the `gpu` feature) · [`scheduler`] ·
+//! `engine` ([`Engine`], batches, streaming, reports) · [`cache`] · [`model`], [`detect`],
+//! [`landmarks`], [`verify`] · [`clock`], [`testing`] (injectable time and test doubles) ·
+//! one [`Error`] with an [`ErrorKind`] a caller can act on. The benchmark suite and the
+//! monitor are the `veridoc-bench` crate (`bench/`).
 
 #![deny(unsafe_code)]
 
 pub mod cache;
+pub mod clock;
 mod cpu;
 pub mod decode;
 pub mod detect;
@@ -59,14 +84,15 @@ pub mod gpu;
 pub mod gpu;
 mod input;
 pub mod landmarks;
-pub mod memory;
+mod memory;
 pub mod model;
-pub mod plan;
-pub mod progress;
+mod plan;
+mod progress;
 pub mod resample;
 pub mod scheduler;
 mod spec;
 mod tensor;
+pub mod testing;
 pub mod verify;
 
 pub use decode::{DecodeInfo, DecodeLimits, ImageFormat};
@@ -77,7 +103,7 @@ pub use engine::{
 pub use error::{fmt_bytes, Error, ErrorKind, GpuError, LimitError, Resource, Result};
 pub use frame::Frame;
 pub use input::Input;
-pub use memory::{HostBudget, MemoryLimit, Pressure, Reservation, SystemProbe};
+pub use memory::{HostBudget, MemoryLimit, Pressure, Reservation, SysinfoProbe, SystemProbe};
 pub use progress::{Progress, Stage};
 pub use scheduler::{Decision, Device, Placement, Reason};
 pub use spec::{

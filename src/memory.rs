@@ -298,44 +298,11 @@ impl HostBudget {
     }
 }
 
-/// A fake probe for tests and simulations.
-#[derive(Debug, Default)]
-pub struct FakeProbe {
-    /// Total memory reported.
-    pub total: AtomicU64,
-    /// Available memory reported.
-    pub available: AtomicU64,
-    /// Process RSS reported.
-    pub rss: AtomicU64,
-}
-
-impl FakeProbe {
-    /// A probe reporting `total` and `available` bytes.
-    pub fn new(total: u64, available: u64) -> FakeProbe {
-        FakeProbe {
-            total: AtomicU64::new(total),
-            available: AtomicU64::new(available),
-            rss: AtomicU64::new(0),
-        }
-    }
-}
-
-impl SystemProbe for FakeProbe {
-    fn total_memory(&self) -> u64 {
-        self.total.load(Ordering::Relaxed)
-    }
-    fn available_memory(&self) -> u64 {
-        self.available.load(Ordering::Relaxed)
-    }
-    fn process_rss(&self) -> u64 {
-        self.rss.load(Ordering::Relaxed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::error::ErrorKind;
+    use crate::testing::FakeProbe;
 
     #[test]
     fn works_unlimited_sufficient_and_tight() {

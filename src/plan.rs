@@ -14,7 +14,7 @@ use crate::spec::{ChannelOrder, DType, Pipeline};
 
 /// How 8-bit-scale values become output values, and the tables that cache it.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ValueLut {
+pub(crate) struct ValueLut {
     /// `(mean, std)` per output channel when normalizing.
     pub normalize: Option<[(f32, f32); 3]>,
     /// Divide by 255.
@@ -28,7 +28,7 @@ pub struct ValueLut {
 impl ValueLut {
     /// Tables for `p`: `(v/255 - mean[c]) / std[c]` with `normalize`, `v/255` with `scale`,
     /// `v` otherwise; computed in f32 as torchvision does.
-    pub fn new(p: &Pipeline) -> ValueLut {
+    pub(crate) fn new(p: &Pipeline) -> ValueLut {
         let n = p.out_channels();
         let mut lut = ValueLut {
             normalize: p
@@ -51,7 +51,7 @@ impl ValueLut {
     /// The value of channel `c` for an input on the 0..=255 scale (fractional for the float
     /// resize arithmetic). Shaders compute exactly this expression.
     #[inline]
-    pub fn map(&self, c: usize, v: f32) -> f32 {
+    pub(crate) fn map(&self, c: usize, v: f32) -> f32 {
         match self.normalize {
             Some(ms) => (v / 255.0 - ms[c].0) / ms[c].1,
             None if self.scale => v / 255.0,
@@ -62,26 +62,26 @@ impl ValueLut {
 
 /// Luma of float RGB on the 0..=255 scale, the float twin of [`luma`].
 #[inline]
-pub fn luma_f32(r: f32, g: f32, b: f32) -> f32 {
+pub(crate) fn luma_f32(r: f32, g: f32, b: f32) -> f32 {
     (19595.0 * r + 38470.0 * g + 7471.0 * b) / 65536.0
 }
 
 /// Rounds a float value on the 0..=255 scale to 8 bits: `floor(v + 0.5)`, clamped (both paths
 /// use this form; WGSL's `round` would tie to even).
 #[inline]
-pub fn round_u8(v: f32) -> u8 {
+pub(crate) fn round_u8(v: f32) -> u8 {
     (v + 0.5).floor().clamp(0.0, 255.0) as u8
 }
 
 /// ITU-R 601 luma on 8-bit RGB, Pillow's `L` conversion: `(19595 R + 38470 G + 7471 B +
 /// 0x8000) >> 16`. Integer, so both paths agree exactly.
 #[inline]
-pub fn luma(r: u8, g: u8, b: u8) -> u8 {
+pub(crate) fn luma(r: u8, g: u8, b: u8) -> u8 {
     ((19595 * r as u32 + 38470 * g as u32 + 7471 * b as u32 + 0x8000) >> 16) as u8
 }
 
 /// Source channel (0 = R, 1 = G, 2 = B) for each output channel; gray reads all three.
-pub fn source_channels(order: ChannelOrder) -> [usize; 3] {
+pub(crate) fn source_channels(order: ChannelOrder) -> [usize; 3] {
     match order {
         ChannelOrder::Bgr => [2, 1, 0],
         _ => [0, 1, 2],
@@ -90,7 +90,7 @@ pub fn source_channels(order: ChannelOrder) -> [usize; 3] {
 
 /// The per-image plan: geometry on the decoded frame, coefficients, output shape.
 #[derive(Debug, Clone, PartialEq)]
-pub struct ImagePlan {
+pub(crate) struct ImagePlan {
     /// Geometry relative to the decoded frame.
     pub geometry: Geometry,
     /// Resize coefficients (identity when nothing is resized).
@@ -103,7 +103,7 @@ pub struct ImagePlan {
 
 impl ImagePlan {
     /// The plan for `geometry` (already rescaled to the decoded frame) under `p`.
-    pub fn new(geometry: Geometry, p: &Pipeline) -> ImagePlan {
+    pub(crate) fn new(geometry: Geometry, p: &Pipeline) -> ImagePlan {
         let coeffs = ResizeCoeffs::new(geometry.src, geometry.bx, geometry.resized, p.filter);
         ImagePlan {
             geometry,
@@ -114,12 +114,20 @@ impl ImagePlan {
     }
 
     /// Elements in the output tensor.
-    pub fn out_len(&self) -> usize {
+    #[cfg_attr(
+        not(feature = "gpu"),
+        allow(dead_code, reason = "sizes the GPU path's buffers")
+    )]
+    pub(crate) fn out_len(&self) -> usize {
         self.geometry.out.0 as usize * self.geometry.out.1 as usize * self.channels
     }
 
     /// Bytes of the output tensor.
-    pub fn out_bytes(&self) -> usize {
+    #[cfg_attr(
+        not(feature = "gpu"),
+        allow(dead_code, reason = "sizes the GPU path's buffers")
+    )]
+    pub(crate) fn out_bytes(&self) -> usize {
         self.out_len() * self.dtype.size()
     }
 }

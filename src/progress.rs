@@ -10,56 +10,7 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-/// A source of time. The engine uses [`SystemClock`]; tests use [`ManualClock`].
-pub trait Clock: Send + Sync + std::fmt::Debug {
-    /// Now.
-    fn now(&self) -> Instant;
-}
-
-/// The real clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemClock;
-
-impl Clock for SystemClock {
-    fn now(&self) -> Instant {
-        Instant::now()
-    }
-}
-
-/// A clock that moves only when told to.
-#[derive(Debug)]
-pub struct ManualClock {
-    start: Instant,
-    offset: std::sync::Mutex<Duration>,
-}
-
-impl ManualClock {
-    /// A clock at an arbitrary start.
-    pub fn new() -> ManualClock {
-        ManualClock {
-            start: Instant::now(),
-            offset: std::sync::Mutex::new(Duration::ZERO),
-        }
-    }
-
-    /// Moves the clock forward.
-    pub fn advance(&self, d: Duration) {
-        let mut o = self.offset.lock().unwrap_or_else(|e| e.into_inner());
-        *o += d;
-    }
-}
-
-impl Default for ManualClock {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.start + *self.offset.lock().unwrap_or_else(|e| e.into_inner())
-    }
-}
+use crate::clock::Clock;
 
 /// What the engine is doing.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -101,7 +52,7 @@ const RATE_ALPHA: f64 = 0.3;
 
 /// Turns completion counts into throttled [`Progress`] events.
 #[derive(Debug)]
-pub struct ProgressTracker {
+pub(crate) struct ProgressTracker {
     clock: Arc<dyn Clock>,
     start: Instant,
     interval: Duration,
@@ -115,7 +66,7 @@ pub struct ProgressTracker {
 
 impl ProgressTracker {
     /// A tracker emitting at most once per `interval`.
-    pub fn new(total: Option<usize>, interval: Duration, clock: Arc<dyn Clock>) -> Self {
+    pub(crate) fn new(total: Option<usize>, interval: Duration, clock: Arc<dyn Clock>) -> Self {
         let start = clock.now();
         ProgressTracker {
             clock,
@@ -131,7 +82,7 @@ impl ProgressTracker {
     }
 
     /// Records finished items; returns an event when the interval has passed.
-    pub fn record(&mut self, done: usize, failed: usize, stage: Stage) -> Option<Progress> {
+    pub(crate) fn record(&mut self, done: usize, failed: usize, stage: Stage) -> Option<Progress> {
         self.done += done;
         self.failed += failed;
         let now = self.clock.now();
@@ -143,14 +94,14 @@ impl ProgressTracker {
     }
 
     /// The final event (always emitted).
-    pub fn finish(&mut self) -> Progress {
+    pub(crate) fn finish(&mut self) -> Progress {
         let now = self.clock.now();
         let since = now.duration_since(self.last_emit.unwrap_or(self.start));
         self.emit(now, since, Stage::Done)
     }
 
     /// An event now regardless of the interval (stage changes).
-    pub fn snapshot(&mut self, stage: Stage) -> Progress {
+    pub(crate) fn snapshot(&mut self, stage: Stage) -> Progress {
         let now = self.clock.now();
         let since = now.duration_since(self.last_emit.unwrap_or(self.start));
         self.emit(now, since, stage)
@@ -193,7 +144,7 @@ mod tests {
 
     #[test]
     fn throttles_and_estimates() {
-        let clock = Arc::new(ManualClock::new());
+        let clock = Arc::new(crate::testing::ManualClock::new());
         let mut t = ProgressTracker::new(Some(100), Duration::from_millis(100), clock.clone());
         assert!(
             t.record(5, 0, Stage::Preprocess).is_none(),
@@ -218,7 +169,7 @@ mod tests {
 
     #[test]
     fn unknown_total_has_rate_but_no_eta() {
-        let clock = Arc::new(ManualClock::new());
+        let clock = Arc::new(crate::testing::ManualClock::new());
         let mut t = ProgressTracker::new(None, Duration::from_millis(50), clock.clone());
         clock.advance(Duration::from_millis(50));
         let p = t.record(10, 0, Stage::Decode).unwrap();

@@ -8,9 +8,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::Duration;
 
-use veridoc::cache::{
-    CacheConfig, DiskStore, EntryKind, ManualTime, ModelCache, ModelCacheConfig, SystemTimeSource,
-};
+use veridoc::cache::{CacheConfig, DiskStore, EntryKind, ModelCache, ModelCacheConfig};
+use veridoc::clock::SystemClock;
 use veridoc::model::ModelSource;
 use veridoc::{DevicePolicy, Engine, Frame, Input, Layout, Pipeline};
 
@@ -92,7 +91,7 @@ fn a_changed_file_is_never_served_stale() {
 #[test]
 fn ttl_expires_with_an_injected_clock() {
     let d = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualTime::new());
+    let clock = Arc::new(veridoc::testing::ManualClock::new());
     let cfg = || {
         CacheConfig::default()
             .memory_bytes(0)
@@ -213,7 +212,7 @@ fn writer_process() {
         .parse()
         .unwrap_or(4096);
     let forever = std::env::var("VERIDOC_CACHE_WRITER_FOREVER").is_ok();
-    let store = DiskStore::open(&dir, u64::MAX, None, Arc::new(SystemTimeSource)).unwrap();
+    let store = DiskStore::open(&dir, u64::MAX, None, Arc::new(SystemClock)).unwrap();
     let mut i = 0u64;
     loop {
         // the same keys from both writers, with writer-specific content
@@ -242,7 +241,7 @@ fn spawn_writer(dir: &Path, id: u32, size: usize, forever: bool) -> std::process
 }
 
 fn every_entry_is_valid(dir: &Path) -> usize {
-    let store = DiskStore::open(dir, u64::MAX, None, Arc::new(SystemTimeSource)).unwrap();
+    let store = DiskStore::open(dir, u64::MAX, None, Arc::new(SystemClock)).unwrap();
     let mut n = 0;
     for e in std::fs::read_dir(dir).unwrap().flatten() {
         let name = e.file_name().to_string_lossy().into_owned();

@@ -5,7 +5,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use veridoc::memory::FakeProbe;
+use veridoc::testing::FakeProbe;
 use veridoc::{
     CancelToken, DevicePolicy, Engine, Frame, Input, Layout, MemoryLimit, Pipeline, PlanRequest,
     StreamOptions,

@@ -56,7 +56,7 @@ struct Args {
     /// A named workload (w1, w2, g1, sol, sweep or all); overrides --suite.
     #[arg(long)]
     workload: Option<String>,
-    /// Output folder of a suite run. Default: target/bench-<unix time>.
+    /// Output folder of a suite run. Default: `target/bench-<unix time>`.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Also write the JSON report (suites) or the rows (named workloads) here.

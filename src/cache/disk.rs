@@ -22,10 +22,10 @@ use std::io::{Read, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::WallClock;
+use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 
 const MAGIC: &[u8; 4] = b"VDOC";
@@ -98,7 +98,7 @@ pub struct DiskStore {
     dir: PathBuf,
     cap: u64,
     ttl: Option<Duration>,
-    clock: WallClock,
+    clock: Arc<dyn Clock>,
     counter: AtomicU64,
     verified: Mutex<lru::LruCache<String, Version>>,
 }
@@ -116,7 +116,7 @@ impl DiskStore {
         dir: impl Into<PathBuf>,
         cap: u64,
         ttl: Option<Duration>,
-        clock: WallClock,
+        clock: Arc<dyn Clock>,
     ) -> Result<DiskStore> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(|e| io(e, "create", &dir))?;
@@ -143,7 +143,7 @@ impl DiskStore {
 
     fn now_secs(&self) -> u64 {
         self.clock
-            .now()
+            .wall()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs())
     }
@@ -424,11 +424,11 @@ impl MappedEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cache::ManualTime;
+    use crate::testing::ManualClock;
     use std::sync::Arc;
 
-    fn store(dir: &Path, cap: u64, ttl: Option<Duration>) -> (DiskStore, Arc<ManualTime>) {
-        let t = Arc::new(ManualTime::new());
+    fn store(dir: &Path, cap: u64, ttl: Option<Duration>) -> (DiskStore, Arc<ManualClock>) {
+        let t = Arc::new(ManualClock::new());
         (DiskStore::open(dir, cap, ttl, t.clone()).unwrap(), t)
     }
 

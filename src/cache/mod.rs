@@ -18,67 +18,93 @@ pub mod model;
 pub mod result;
 
 use std::hash::Hash;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::time::Duration;
 
 use lru::LruCache;
 use serde::Serialize;
+
+use crate::clock::{Clock, SystemClock};
 
 pub use disk::{DiskStore, EntryKind, Miss};
 pub use model::{ModelCache, ModelCacheConfig};
 pub use result::{CacheConfig, ResultCache};
 
-/// Wall-clock time for TTLs (persisted across processes, so not `Instant`).
-pub trait TimeSource: Send + Sync + std::fmt::Debug {
-    /// Now.
-    fn now(&self) -> SystemTime;
+/// What both caches' settings share: the disk tier (directory, byte cap, TTL), the wall
+/// clock and the event listener. Each cache's config holds one and exposes its setters
+/// through [`tier_setters!`], so the two configs cannot drift apart.
+#[derive(Debug, Clone)]
+pub(crate) struct TierSettings {
+    pub(crate) dir: Option<std::path::PathBuf>,
+    pub(crate) disk_bytes: u64,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) listener: Option<Arc<dyn CacheListener>>,
 }
 
-/// A shared time source.
-pub type WallClock = Arc<dyn TimeSource>;
-
-/// The system's wall clock.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemTimeSource;
-
-impl TimeSource for SystemTimeSource {
-    fn now(&self) -> SystemTime {
-        SystemTime::now()
-    }
-}
-
-/// A wall clock that moves only when told (tests of TTLs).
-#[derive(Debug)]
-pub struct ManualTime {
-    now: Mutex<SystemTime>,
-}
-
-impl ManualTime {
-    /// A clock at the current time.
-    pub fn new() -> ManualTime {
-        ManualTime {
-            now: Mutex::new(SystemTime::now()),
+impl TierSettings {
+    /// No disk tier (cap `disk_bytes` once one is set), the system clock, no listener.
+    pub(crate) fn new(disk_bytes: u64) -> TierSettings {
+        TierSettings {
+            dir: None,
+            disk_bytes,
+            clock: Arc::new(SystemClock),
+            listener: None,
         }
     }
 
-    /// Moves the clock forward.
-    pub fn advance(&self, d: Duration) {
-        let mut n = self.now.lock().unwrap_or_else(|e| e.into_inner());
-        *n += d;
+    /// Opens the disk tier, if a directory was set, with entries living `ttl` (`None`: no
+    /// expiry).
+    pub(crate) fn open_disk(
+        &self,
+        ttl: Option<Duration>,
+    ) -> crate::error::Result<Option<DiskStore>> {
+        match &self.dir {
+            Some(d) => Ok(Some(DiskStore::open(
+                d,
+                self.disk_bytes,
+                ttl,
+                self.clock.clone(),
+            )?)),
+            None => Ok(None),
+        }
     }
 }
 
-impl Default for ManualTime {
-    fn default() -> Self {
-        Self::new()
-    }
-}
+/// The setters of a config's [`TierSettings`] (field `tiers`): the disk directory (under the
+/// name given), its byte cap, the clock and the listener, each documented with its default.
+macro_rules! tier_setters {
+    (
+        $dir_fn:ident: $dir_doc:literal,
+        disk_bytes: $disk_doc:literal,
+        clock: $clock_doc:literal,
+        listener: $listener_doc:literal $(,)?
+    ) => {
+        #[doc = $dir_doc]
+        pub fn $dir_fn(mut self, dir: impl Into<std::path::PathBuf>) -> Self {
+            self.tiers.dir = Some(dir.into());
+            self
+        }
 
-impl TimeSource for ManualTime {
-    fn now(&self) -> SystemTime {
-        *self.now.lock().unwrap_or_else(|e| e.into_inner())
-    }
+        #[doc = $disk_doc]
+        pub fn disk_bytes(mut self, bytes: u64) -> Self {
+            self.tiers.disk_bytes = bytes;
+            self
+        }
+
+        #[doc = $clock_doc]
+        pub fn clock(mut self, clock: std::sync::Arc<dyn $crate::clock::Clock>) -> Self {
+            self.tiers.clock = clock;
+            self
+        }
+
+        #[doc = $listener_doc]
+        pub fn listener(mut self, l: std::sync::Arc<dyn $crate::cache::CacheListener>) -> Self {
+            self.tiers.listener = Some(l);
+            self
+        }
+    };
 }
+pub(crate) use tier_setters;
 
 /// A cache tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]

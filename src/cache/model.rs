@@ -14,14 +14,13 @@
 
 use std::any::Any;
 use std::collections::HashMap;
-use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Instant;
 
 use serde::Serialize;
 
 use super::disk::{DiskStore, EntryKind, Miss};
-use super::{CacheEvent, CacheListener, SystemTimeSource, Tier, TierStats, WallClock, WeightedLru};
+use super::{CacheEvent, CacheListener, Tier, TierSettings, TierStats, WeightedLru};
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Model, ModelSource};
 
@@ -31,10 +30,7 @@ use crate::model::{Model, ModelSource};
 pub struct ModelCacheConfig {
     gpu_bytes: u64,
     host_bytes: u64,
-    dir: Option<PathBuf>,
-    disk_bytes: u64,
-    clock: WallClock,
-    listener: Option<Arc<dyn CacheListener>>,
+    tiers: TierSettings,
 }
 
 impl Default for ModelCacheConfig {
@@ -42,10 +38,7 @@ impl Default for ModelCacheConfig {
         ModelCacheConfig {
             gpu_bytes: 256 << 20,
             host_bytes: 256 << 20,
-            dir: None,
-            disk_bytes: 1 << 30,
-            clock: Arc::new(SystemTimeSource),
-            listener: None,
+            tiers: TierSettings::new(1 << 30),
         }
     }
 }
@@ -63,29 +56,12 @@ impl ModelCacheConfig {
         self
     }
 
-    /// Disk tier directory (spill target, fast reloads). Default: none.
-    pub fn spill_dir(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dir = Some(dir.into());
-        self
-    }
-
-    /// Disk tier byte cap. Default: 1 GiB.
-    pub fn disk_bytes(mut self, b: u64) -> Self {
-        self.disk_bytes = b;
-        self
-    }
-
-    /// Wall clock for the disk tier. Default: the system clock.
-    pub fn clock(mut self, clock: WallClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// A listener for evict, spill and reload events. Default: none.
-    pub fn listener(mut self, l: Arc<dyn CacheListener>) -> Self {
-        self.listener = Some(l);
-        self
-    }
+    super::tier_setters!(
+        spill_dir: "Disk tier directory (spill target, fast reloads). Default: none.",
+        disk_bytes: "Disk tier byte cap. Default: 1 GiB.",
+        clock: "Wall clock for the disk tier. Default: the system clock.",
+        listener: "A listener for evict, spill and reload events. Default: none.",
+    );
 }
 
 /// Counters per tier.
@@ -131,10 +107,7 @@ impl ModelCache {
     /// # Errors
     /// `Cache` when the spill directory cannot be created.
     pub fn new(cfg: ModelCacheConfig) -> Result<ModelCache> {
-        let disk = match &cfg.dir {
-            Some(d) => Some(DiskStore::open(d, cfg.disk_bytes, None, cfg.clock.clone())?),
-            None => None,
-        };
+        let disk = cfg.tiers.open_disk(None)?;
         Ok(ModelCache {
             sources: Mutex::new(HashMap::new()),
             gpu: Mutex::new(WeightedLru::new(cfg.gpu_bytes)),
@@ -142,7 +115,7 @@ impl ModelCache {
             disk,
             inflight: Mutex::new(HashMap::new()),
             stats: Mutex::new(ModelCacheStats::default()),
-            listener: cfg.listener,
+            listener: cfg.tiers.listener,
         })
     }
 

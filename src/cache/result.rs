@@ -19,10 +19,7 @@ use lru::LruCache;
 use serde::Serialize;
 
 use super::disk::{DiskStore, EntryKind, Miss};
-use super::{
-    CacheEvent, CacheListener, RemovalCause, SystemTimeSource, Tier, TierStats, WallClock,
-    WeightedLru,
-};
+use super::{CacheEvent, CacheListener, RemovalCause, Tier, TierSettings, TierStats, WeightedLru};
 use crate::error::Result;
 use crate::input::Input;
 use crate::spec::Pipeline;
@@ -33,24 +30,18 @@ use crate::tensor::Tensor;
 #[must_use]
 pub struct CacheConfig {
     memory_bytes: u64,
-    dir: Option<PathBuf>,
-    disk_bytes: u64,
     ttl: Duration,
     fast_path: bool,
-    clock: WallClock,
-    listener: Option<Arc<dyn CacheListener>>,
+    tiers: TierSettings,
 }
 
 impl Default for CacheConfig {
     fn default() -> Self {
         CacheConfig {
             memory_bytes: 256 << 20,
-            dir: None,
-            disk_bytes: 2 << 30,
             ttl: Duration::from_secs(24 * 3600),
             fast_path: true,
-            clock: Arc::new(SystemTimeSource),
-            listener: None,
+            tiers: TierSettings::new(2 << 30),
         }
     }
 }
@@ -70,17 +61,12 @@ impl CacheConfig {
         self
     }
 
-    /// Enables the disk tier in `dir`. Default: none (no-persist mode).
-    pub fn disk(mut self, dir: impl Into<PathBuf>) -> Self {
-        self.dir = Some(dir.into());
-        self
-    }
-
-    /// Disk tier byte cap (least recently used entries evicted). Default: 2 GiB.
-    pub fn disk_bytes(mut self, bytes: u64) -> Self {
-        self.disk_bytes = bytes;
-        self
-    }
+    super::tier_setters!(
+        disk: "Enables the disk tier in `dir`. Default: none (no-persist mode).",
+        disk_bytes: "Disk tier byte cap (least recently used entries evicted). Default: 2 GiB.",
+        clock: "The wall clock for TTLs. Default: the system clock.",
+        listener: "A listener for evictions, spills, reloads and removals. Default: none.",
+    );
 
     /// Time to live of disk entries (identity photos should not linger). Default: 24 h.
     pub fn ttl(mut self, ttl: Duration) -> Self {
@@ -91,18 +77,6 @@ impl CacheConfig {
     /// Skip hashing files whose (path, size, mtime) was seen before. Default: true.
     pub fn fast_path(mut self, on: bool) -> Self {
         self.fast_path = on;
-        self
-    }
-
-    /// The wall clock for TTLs. Default: the system clock.
-    pub fn clock(mut self, clock: WallClock) -> Self {
-        self.clock = clock;
-        self
-    }
-
-    /// A listener for evictions, spills, reloads and removals. Default: none.
-    pub fn listener(mut self, l: Arc<dyn CacheListener>) -> Self {
-        self.listener = Some(l);
         self
     }
 }
@@ -146,15 +120,7 @@ impl ResultCache {
     /// # Errors
     /// `Cache` when the disk directory cannot be created.
     pub fn new(cfg: CacheConfig) -> Result<ResultCache> {
-        let disk = match &cfg.dir {
-            Some(d) => Some(DiskStore::open(
-                d,
-                cfg.disk_bytes,
-                Some(cfg.ttl),
-                cfg.clock.clone(),
-            )?),
-            None => None,
-        };
+        let disk = cfg.tiers.open_disk(Some(cfg.ttl))?;
         Ok(ResultCache {
             memory: Mutex::new(WeightedLru::new(cfg.memory_bytes)),
             paths: Mutex::new(LruCache::new(
@@ -163,7 +129,7 @@ impl ResultCache {
             disk,
             fast_path: cfg.fast_path,
             stats: Mutex::new(ResultCacheStats::default()),
-            listener: cfg.listener,
+            listener: cfg.tiers.listener,
         })
     }
 

@@ -19,16 +19,17 @@ use serde::Serialize;
 use super::report::Item;
 use super::run::{assumed_size, item_features, working_bytes, ASSUMED_BYTES_PER_PIXEL};
 use super::Engine;
+use crate::clock::{Clock, SystemClock};
 use crate::error::{Error, LimitError, Result};
 use crate::geometry::Geometry;
 use crate::input::Input;
 use crate::memory::Pressure;
-use crate::progress::{Clock, Progress, ProgressTracker, Stage, SystemClock};
+use crate::progress::{Progress, ProgressTracker, Stage};
 use crate::scheduler::{Decision, Features, Placement};
 use crate::spec::Pipeline;
 
-/// Largest batch the planner proposes: 64 items amortize the GPU's per-batch costs (GPU-NOTES
-/// measured with 64-image batches) while keeping a batch's outputs modest.
+/// Largest batch the planner proposes: 64 items amortize the GPU's per-batch costs
+/// (docs/gpu-notes.md measured with 64-image batches) while keeping a batch's outputs modest.
 pub const MAX_BATCH: usize = 64;
 /// Fraction of the host budget a planned batch may fill, leaving room for the decode of the
 /// next inputs and allocator slack.

@@ -17,7 +17,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::alloc::{size_class, PooledBuffer};
-use super::{bind_entry, GpuBackend, KernelSet, Scopes, WeightPack, READ, UNIFORM, WRITE};
+use super::{bind_entry, GpuBackend, KernelSet, Scopes, Shader, WeightPack};
 use crate::detect::{TinyFaceWeights, BLOCK_POOL_STRIDE};
 use crate::error::{Error, GpuError, LimitError, Result};
 
@@ -26,7 +26,7 @@ use crate::error::{Error, GpuError, LimitError, Result};
 const WG: u32 = 64;
 
 /// Upper bound for one activation buffer of a chunk: the chunk size `exec.rs` uses
-/// (`CHUNK_BYTES`, GPU-NOTES: 64 MiB buffers were the best measured on the H200); at
+/// (`CHUNK_BYTES`, docs/gpu-notes.md: 64 MiB buffers were the best measured on the H200); at
 /// 416x416 (2.8 MB per image for the largest activation) it allows 24 images per chunk
 /// (a verify chunk of 32 photos runs as two submissions).
 const CHUNK_ACT_BYTES: u64 = 64 << 20;
@@ -54,7 +54,7 @@ pub const DETECT_PARAMS_SIZE: u32 = 48;
 const _: () = assert!(std::mem::size_of::<DetectParams>() == DETECT_PARAMS_SIZE as usize);
 
 /// The detector's entry points, in the order [`Kernel`] indexes them.
-const DETECT_ENTRY_POINTS: [&str; 5] = [
+pub(crate) const DETECT_ENTRY_POINTS: [&str; 5] = [
     "conv0_4",
     "depthwise4",
     "pointwise",
@@ -276,30 +276,11 @@ fn check_weights(w: &TinyFaceWeights) -> Result<()> {
 }
 
 impl GpuBackend {
-    /// The detector kernels, compiled on first use.
-    fn detect_kernels(&self) -> Result<&KernelSet> {
-        if let Some(k) = self.detect_kernels.get() {
-            return Ok(k);
-        }
-        let k = KernelSet::build(
-            &self.dev.device,
-            "veridoc:detect.wgsl",
-            super::DETECT_WGSL,
-            &[UNIFORM, READ, WRITE, READ, READ],
-            &DETECT_ENTRY_POINTS,
-        )?;
-        // A racing thread may have set it first; both are equivalent.
-        let _ = self.detect_kernels.set(k);
-        self.detect_kernels
-            .get()
-            .ok_or_else(|| GpuError::ShaderCompile("detector kernels missing".into()).into())
-    }
-
     /// Uploads the detector's weights; returns the resident form and its bytes.
     pub(crate) fn upload_detector(&self, w: &TinyFaceWeights) -> Result<(GpuDetector, u64)> {
         self.dev.check_lost()?;
         check_weights(w)?;
-        self.detect_kernels()?;
+        self.kernels(Shader::Detect)?;
         let mut pack = WeightPack::default();
         let mut put = |v: &[f32]| pack.put(v);
         let conv0 = Layer {
@@ -366,7 +347,7 @@ impl GpuBackend {
             return Ok(Vec::new());
         }
         self.dev.check_lost()?;
-        let kernels = self.detect_kernels()?;
+        let kernels = self.kernels(Shader::Detect)?;
         let stages = det.stages((width, height));
         let n = self.detect_chunk(&stages, inputs.len())?;
         let mut heads = Vec::with_capacity(inputs.len());
@@ -556,24 +537,7 @@ impl GpuBackend {
 mod tests {
     use super::*;
     use crate::detect::{SeparableWeights, BLOCK_CHANNELS};
-    use crate::gpu::GpuSelection;
-
-    /// A deterministic generator (xorshift) for weights and inputs in [-1, 1).
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> f32 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        }
-        /// `n` values scaled by `sqrt(3 / fan_in)` (unit variance through a layer, so
-        /// activations stay O(1) to the head like a trained network's).
-        fn vec(&mut self, n: usize, fan_in: usize) -> Vec<f32> {
-            let k = (3.0 / fan_in as f32).sqrt();
-            (0..n).map(|_| self.next() * k).collect()
-        }
-    }
+    use crate::gpu::test_support::{backend, Rng};
 
     fn random_weights(seed: u64) -> TinyFaceWeights {
         let mut r = Rng(seed);
@@ -592,23 +556,6 @@ mod tests {
             blocks,
             head: r.vec(512 * 25, 512),
             head_bias: r.vec(25, 4),
-        }
-    }
-
-    /// A backend, or `None` (loudly) without an adapter; `VERIDOC_REQUIRE_GPU=1` makes that
-    /// a failure, as `tests/common::gpu_or_skip` does.
-    fn backend(test: &str, budget: Option<u64>) -> Option<GpuBackend> {
-        match GpuBackend::new(&GpuSelection::Auto, budget) {
-            Ok(Some(b)) => Some(b),
-            other => {
-                let why = other.err().map_or("no adapter".into(), |e| e.to_string());
-                assert!(
-                    std::env::var("VERIDOC_REQUIRE_GPU").as_deref() != Ok("1"),
-                    "{test}: VERIDOC_REQUIRE_GPU=1 but no GPU: {why}"
-                );
-                eprintln!("SKIPPED (no adapter) {test}: {why}");
-                None
-            }
         }
     }
 

@@ -20,7 +20,7 @@ use rayon::prelude::*;
 use super::alloc::PooledBuffer;
 use super::info::GpuTimings;
 use super::params::{ConvertParams, ResizeParams};
-use super::{bind_entry, GpuBackend};
+use super::{bind_entry, GpuBackend, KernelSet, Scopes, Shader};
 use crate::error::{Error, GpuError, Result};
 use crate::frame::Frame;
 use crate::plan::{source_channels, ImagePlan, ValueLut};
@@ -28,7 +28,7 @@ use crate::resample::{Arithmetic, AxisWeights};
 use crate::spec::{ChannelOrder, DType, Layout, Pipeline};
 use crate::tensor::{Tensor, TensorData};
 
-/// Target bytes of one chunk's device buffer. GPU-NOTES (H200): a ring of 64 MiB staging
+/// Target bytes of one chunk's device buffer. docs/gpu-notes.md (H200): a ring of 64 MiB staging
 /// buffers reached 31 GB/s upload, the best measured without mappable primary buffers.
 const CHUNK_BYTES: u64 = 64 << 20;
 /// Output words per convert workgroup (`@workgroup_size(256)`).
@@ -267,8 +267,7 @@ impl GpuBackend {
         use wgpu::BufferUsages as U;
         let dev = &self.dev.device;
         let t0 = Instant::now();
-        let oom = dev.push_error_scope(wgpu::ErrorFilter::OutOfMemory);
-        let val = dev.push_error_scope(wgpu::ErrorFilter::Validation);
+        let scopes = Scopes::push(dev);
         // The upload buffer stays mapped between uses (re-mapped after each submission).
         let up = match spare.iter().position(|b| {
             b.buffer.usage() == (U::MAP_WRITE | U::COPY_SRC) && b.buffer.size() >= chunk.data_len
@@ -324,15 +323,17 @@ impl GpuBackend {
             label: Some("veridoc:chunk"),
         });
         enc.copy_buffer_to_buffer(&up.buffer, 0, &data.buffer, 0, chunk.data_len);
+        let resize = self.kernels(Shader::Resize)?;
+        let convert = self.kernels(Shader::Convert)?;
         let rgroups: Vec<wgpu::BindGroup> = chunk
             .items
             .iter()
-            .map(|it| self.resize_group(it, &data.buffer, &tmp.buffer))
+            .map(|it| self.resize_group(resize, it, &data.buffer, &tmp.buffer))
             .collect();
         let cgroups: Vec<wgpu::BindGroup> = chunk
             .items
             .iter()
-            .map(|it| self.convert_group(it, &data.buffer, &tmp.buffer, &out.buffer))
+            .map(|it| self.convert_group(convert, it, &data.buffer, &tmp.buffer, &out.buffer))
             .collect();
         let queries = self.dev.info.timestamps.then(|| {
             dev.create_query_set(&wgpu::QuerySetDescriptor {
@@ -352,7 +353,7 @@ impl GpuBackend {
             });
             for (it, (rg, cg)) in chunk.items.iter().zip(rgroups.iter().zip(&cgroups)) {
                 let c = &it.plan.coeffs;
-                pass.set_pipeline(&self.resize.pipelines[0]);
+                pass.set_pipeline(&resize.pipelines[0]);
                 pass.set_bind_group(0, rg, &[]);
                 pass.dispatch_workgroups(
                     c.column_count.div_ceil(RESIZE_WG).max(1),
@@ -360,7 +361,7 @@ impl GpuBackend {
                     1,
                 );
                 let (gx, gy) = self.convert_grid(it.words);
-                pass.set_pipeline(&self.convert.pipelines[0]);
+                pass.set_pipeline(&convert.pipelines[0]);
                 pass.set_bind_group(0, cg, &[]);
                 pass.dispatch_workgroups(gx, gy, 1);
             }
@@ -382,12 +383,7 @@ impl GpuBackend {
             None => None,
         };
         let index = self.dev.queue.submit([enc.finish()]);
-        if let Some(e) = pollster::block_on(val.pop()) {
-            return Err(GpuError::Validation(e.to_string()).into());
-        }
-        if let Some(e) = pollster::block_on(oom.pop()) {
-            return Err(GpuError::OutOfMemory(e.to_string()).into());
-        }
+        scopes.pop()?;
         let (tx, rx) = mpsc::channel();
         let tx2 = tx.clone();
         down.buffer
@@ -591,6 +587,7 @@ impl GpuBackend {
 
     fn resize_group(
         &self,
+        k: &KernelSet,
         it: &Placed<'_>,
         data: &wgpu::Buffer,
         tmp: &wgpu::Buffer,
@@ -599,7 +596,7 @@ impl GpuBackend {
             .device
             .create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("veridoc:resize"),
-                layout: &self.resize.layout,
+                layout: &k.layout,
                 entries: &[
                     bind_entry(0, data, it.rp, 32),
                     bind_entry(1, data, it.img, it.img_len),
@@ -611,6 +608,7 @@ impl GpuBackend {
 
     fn convert_group(
         &self,
+        k: &KernelSet,
         it: &Placed<'_>,
         data: &wgpu::Buffer,
         tmp: &wgpu::Buffer,
@@ -620,7 +618,7 @@ impl GpuBackend {
             .device
             .create_bind_group(&wgpu::BindGroupDescriptor {
                 label: Some("veridoc:convert"),
-                layout: &self.convert.layout,
+                layout: &k.layout,
                 entries: &[
                     bind_entry(0, data, it.cp, 128),
                     bind_entry(1, tmp, it.tmp, align(it.tmp_len, 4)),

@@ -14,7 +14,7 @@
 use bytemuck::{Pod, Zeroable};
 
 use super::alloc::{size_class, PooledBuffer};
-use super::{bind_entry, GpuBackend, KernelSet, Scopes, WeightPack, READ, UNIFORM, WRITE};
+use super::{bind_entry, GpuBackend, KernelSet, Scopes, Shader, WeightPack};
 use crate::error::{Error, GpuError, LimitError, Result};
 use crate::landmarks::{FaceNetWeights, FirstConv, SeparableConv, CROP_SIDE};
 
@@ -130,29 +130,11 @@ fn check_weights(w: &FaceNetWeights) -> Result<()> {
 }
 
 impl GpuBackend {
-    /// The face-net kernels, compiled on first use.
-    fn net_kernels(&self) -> Result<&KernelSet> {
-        if let Some(k) = self.net_kernels.get() {
-            return Ok(k);
-        }
-        let k = KernelSet::build(
-            &self.dev.device,
-            "veridoc:landmarks.wgsl",
-            super::LANDMARKS_WGSL,
-            &[UNIFORM, READ, WRITE, READ, READ, WRITE],
-            &NET_ENTRY_POINTS,
-        )?;
-        let _ = self.net_kernels.set(k);
-        self.net_kernels
-            .get()
-            .ok_or_else(|| GpuError::ShaderCompile("face-net kernels missing".into()).into())
-    }
-
     /// Uploads a face-crop network's weights; returns the resident form and its bytes.
     pub(crate) fn upload_face_net(&self, w: &FaceNetWeights) -> Result<(GpuFaceNet, u64)> {
         self.dev.check_lost()?;
         check_weights(w)?;
-        self.net_kernels()?;
+        self.kernels(Shader::Landmarks)?;
         let mut pack = WeightPack::default();
         let mut put = |v: &[f32]| pack.put(v);
         let mut stages = Vec::new();
@@ -268,7 +250,7 @@ impl GpuBackend {
             return Ok(Vec::new());
         }
         self.dev.check_lost()?;
-        let kernels = self.net_kernels()?;
+        let kernels = self.kernels(Shader::Landmarks)?;
         let n = self.net_chunk(net, crops.len())?;
         let mut out = Vec::with_capacity(crops.len());
         for chunk in crops.chunks(n) {
@@ -457,22 +439,8 @@ impl GpuBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::gpu::GpuSelection;
+    use crate::gpu::test_support::{backend, Rng};
     use crate::landmarks::DenseBlock;
-
-    struct Rng(u64);
-    impl Rng {
-        fn next(&mut self) -> f32 {
-            self.0 ^= self.0 << 13;
-            self.0 ^= self.0 >> 7;
-            self.0 ^= self.0 << 17;
-            (self.0 >> 40) as f32 / (1u64 << 23) as f32 - 1.0
-        }
-        fn vec(&mut self, n: usize, fan_in: usize) -> Vec<f32> {
-            let k = (3.0 / fan_in as f32).sqrt();
-            (0..n).map(|_| self.next() * k).collect()
-        }
-    }
 
     /// face-api's architecture (four dense blocks of four convs, 32..256 channels) with
     /// random weights, and `outputs` values out.
@@ -517,21 +485,6 @@ mod tests {
             blocks: bl,
             fc: r.vec(c * outputs, c),
             fc_bias: r.vec(outputs, 4),
-        }
-    }
-
-    fn backend(test: &str, budget: Option<u64>) -> Option<GpuBackend> {
-        match GpuBackend::new(&GpuSelection::Auto, budget) {
-            Ok(Some(b)) => Some(b),
-            other => {
-                let why = other.err().map_or("no adapter".into(), |e| e.to_string());
-                assert!(
-                    std::env::var("VERIDOC_REQUIRE_GPU").as_deref() != Ok("1"),
-                    "{test}: VERIDOC_REQUIRE_GPU=1 but no GPU: {why}"
-                );
-                eprintln!("SKIPPED (no adapter) {test}: {why}");
-                None
-            }
         }
     }
 

@@ -19,6 +19,8 @@ mod exec;
 mod info;
 mod landmarks;
 pub mod params;
+#[cfg(test)]
+mod test_support;
 
 use crate::error::{GpuError, Result};
 use crate::frame::Frame;
@@ -44,15 +46,61 @@ pub const LANDMARKS_WGSL: &str = include_str!("../../shaders/landmarks.wgsl");
 pub(crate) struct GpuBackend {
     dev: device::GpuDevice,
     pool: alloc::BufferPool,
-    /// `resize.wgsl`'s `vertical`.
-    resize: KernelSet,
-    /// `convert.wgsl`'s `main`.
-    convert: KernelSet,
-    /// The detector's kernels, compiled on first use (most engines never detect).
-    detect_kernels: std::sync::OnceLock<KernelSet>,
-    /// The face-crop networks' kernels, compiled on first use.
-    net_kernels: std::sync::OnceLock<KernelSet>,
+    /// One slot per row of [`SHADERS`]: preprocessing's are compiled when the backend
+    /// opens, the networks' on first use (most engines never detect).
+    kernels: [std::sync::OnceLock<KernelSet>; SHADERS.len()],
 }
+
+/// A shader module the GPU path compiles: its source, its bindings (binding `i` has type
+/// `bindings[i]`) and the entry points it builds pipelines for.
+#[derive(Debug)]
+pub(crate) struct ShaderSpec {
+    label: &'static str,
+    src: &'static str,
+    bindings: &'static [wgpu::BufferBindingType],
+    entries: &'static [&'static str],
+}
+
+/// Indexes of [`SHADERS`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shader {
+    /// `resize.wgsl`'s `vertical`.
+    Resize = 0,
+    /// `convert.wgsl`'s `main`.
+    Convert = 1,
+    /// The detector's kernels (`detect.wgsl`).
+    Detect = 2,
+    /// The face-crop networks' kernels (`landmarks.wgsl`).
+    Landmarks = 3,
+}
+
+/// Every pipeline the GPU path builds, from one table (each built by [`KernelSet::build`]).
+const SHADERS: [ShaderSpec; 4] = [
+    ShaderSpec {
+        label: "veridoc:resize.wgsl",
+        src: RESIZE_WGSL,
+        bindings: &[UNIFORM, READ, WRITE, READ],
+        entries: &["vertical"],
+    },
+    ShaderSpec {
+        label: "veridoc:convert.wgsl",
+        src: CONVERT_WGSL,
+        bindings: &[UNIFORM, READ, WRITE, READ, READ],
+        entries: &["main"],
+    },
+    ShaderSpec {
+        label: "veridoc:detect.wgsl",
+        src: DETECT_WGSL,
+        bindings: &[UNIFORM, READ, WRITE, READ, READ],
+        entries: &detect::DETECT_ENTRY_POINTS,
+    },
+    ShaderSpec {
+        label: "veridoc:landmarks.wgsl",
+        src: LANDMARKS_WGSL,
+        bindings: &[UNIFORM, READ, WRITE, READ, READ, WRITE],
+        entries: &NET_ENTRY_POINTS,
+    },
+];
 
 /// A shader module's compute pipelines, all sharing one bind group layout: the one way
 /// pipelines are built (module -> layout -> pipeline layout -> pipelines, inside a
@@ -278,29 +326,35 @@ impl GpuBackend {
             return Ok(None);
         };
         let limit = budget.unwrap_or_else(|| alloc::default_budget(&dev.info));
-        let d = &dev.device;
-        let resize = KernelSet::build(
-            d,
-            "veridoc:resize.wgsl",
-            RESIZE_WGSL,
-            &[UNIFORM, READ, WRITE, READ],
-            &["vertical"],
-        )?;
-        let convert = KernelSet::build(
-            d,
-            "veridoc:convert.wgsl",
-            CONVERT_WGSL,
-            &[UNIFORM, READ, WRITE, READ, READ],
-            &["main"],
-        )?;
-        Ok(Some(GpuBackend {
+        let backend = GpuBackend {
             dev,
             pool: alloc::BufferPool::new(limit),
-            resize,
-            convert,
-            detect_kernels: std::sync::OnceLock::new(),
-            net_kernels: std::sync::OnceLock::new(),
-        }))
+            kernels: Default::default(),
+        };
+        backend.kernels(Shader::Resize)?;
+        backend.kernels(Shader::Convert)?;
+        Ok(Some(backend))
+    }
+
+    /// The pipelines of one [`SHADERS`] row, compiled on first use.
+    pub(crate) fn kernels(&self, shader: Shader) -> Result<&KernelSet> {
+        let slot = &self.kernels[shader as usize];
+        if let Some(k) = slot.get() {
+            return Ok(k);
+        }
+        let spec = &SHADERS[shader as usize];
+        let k = KernelSet::build(
+            &self.dev.device,
+            spec.label,
+            spec.src,
+            spec.bindings,
+            spec.entries,
+        )?;
+        // A racing thread may have set it first; both are equivalent.
+        let _ = slot.set(k);
+        slot.get().ok_or_else(|| {
+            GpuError::ShaderCompile(format!("{}: kernels missing", spec.label)).into()
+        })
     }
 
     pub(crate) fn info(&self) -> &GpuInfo {

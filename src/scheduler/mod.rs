@@ -218,7 +218,7 @@ pub struct GpuState {
     pub shares_cpu: bool,
 }
 
-/// Extra seconds a cold GPU's first batch costs. GPU-NOTES (H200): a cold first batch costs
+/// Extra seconds a cold GPU's first batch costs. docs/gpu-notes.md (H200): a cold first batch costs
 /// 0.15-1 s more than a warm one; 0.3 s is the median of those runs.
 pub const COLD_START_SECONDS: f64 = 0.3;
 /// A split must beat the best single path by this factor: both halves share the CPU cores
@@ -293,7 +293,7 @@ impl ModelKey {
 /// Starting coefficients `[fixed s, s/item, s/encoded MB, s/frame Mpx, s/output Mpx]`,
 /// measured on the development machine (2 vCPU Xeon, docs/benchmarks.md): W1 gives 0.011
 /// s/MB of JPEG, W2 0.00023 s/Mpx of bilinear input, the output pass ~0.0015 s/Mpx;
-/// lanczos3 input costs ~0.0017 s/Mpx. The GPU prior is the H200 of GPU-NOTES: ~5 ms per
+/// lanczos3 input costs ~0.0017 s/Mpx. The GPU prior is the H200 of docs/gpu-notes.md: ~5 ms per
 /// submission and readback mapping, uploads at ~3 GB/s (3 bytes/px), readback ~9 GB/s.
 pub fn prior(key: ModelKey) -> [f64; cost::FEATURES] {
     match (key.device, key.arithmetic) {
