@@ -27,9 +27,11 @@
 //!   antialiased bilinear -> ImageNet f32 NCHW back in host memory.
 //! - sol: shrink-on-load's distance from a full decode on W1.
 //!
-//! Each named measurement runs one warm-up pass, then `--passes` timed passes: the table
-//! shows the best and the median, and for the GPU the per-image stage times of the median
-//! pass (upload fill, kernel from GPU timestamps, wait, readback copy).
+//! Each named measurement runs through the suites' harness (`veridoc_bench::measure_with`):
+//! one warm-up pass, then `--passes` timed passes; the table shows the best and the median,
+//! and for the GPU the median per-image stage times (upload fill, kernel from GPU
+//! timestamps, wait, readback copy). The sweep alone interleaves its paths in time-budgeted
+//! rounds, so that machine noise hits every path alike.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -40,7 +42,8 @@ use rayon::prelude::*;
 use serde::Serialize;
 use veridoc::verify::{Profile, VerifyOptions};
 use veridoc::{DevicePolicy, Engine, Filter, Frame, Input, Layout, Pipeline};
-use veridoc_bench::{self as bench, Suite, SuiteConfig, Workload};
+use veridoc_bench::monitor::MonitorConfig;
+use veridoc_bench::{self as bench, Outcome, RunConfig, Suite, SuiteConfig, Workload};
 
 // glibc returns freed output buffers to the OS and faults them in again on the next batch:
 // measured on W2 (2 threads), veridoc/fir went from 0.90 to 0.97 with a caching allocator.
@@ -118,23 +121,6 @@ struct Row {
     note: String,
 }
 
-/// Runs `f` once to warm up, then `passes` times; returns (best, median) images/s and the
-/// value `f` returned on the median pass.
-fn time_passes<T>(passes: usize, images: usize, mut f: impl FnMut() -> T) -> (f64, f64, T) {
-    f();
-    let mut runs: Vec<(f64, T)> = (0..passes.max(1))
-        .map(|_| {
-            let t = Instant::now();
-            let v = f();
-            (images as f64 / t.elapsed().as_secs_f64(), v)
-        })
-        .collect();
-    runs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    let best = runs[runs.len() - 1].0;
-    let mid = runs.swap_remove(runs.len() / 2);
-    (best, mid.0, mid.1)
-}
-
 fn w1_inputs(dir: &PathBuf) -> Result<Vec<Input>, String> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| format!("{}: {e} (run `python3 scripts/gen_w1.py`)", dir.display()))?
@@ -183,7 +169,9 @@ fn frame_inputs(frames: &[Frame], n: usize) -> Vec<Input> {
         .collect()
 }
 
-/// Measures `p` over `inputs` on `engine`, filling GPU stage times when the batch ran there.
+/// Measures `p` over `inputs` on `engine` with the suite's harness (`bench::measure_with`:
+/// one warm-up call, `passes` timed calls, the monitor attached), filling the GPU stage
+/// times of the median call when the batch ran there.
 fn measure(
     engine: &Engine,
     p: &Pipeline,
@@ -193,34 +181,32 @@ fn measure(
     path: &str,
     mb_per_image: f64,
 ) -> Row {
-    let (best, median, report) = time_passes(passes, inputs.len(), || {
-        let out = engine.run(p, inputs).expect("valid spec");
-        assert_eq!(
-            out.report.failed, 0,
-            "{workload} items failed: {}",
-            out.report
-        );
-        out.report
+    let mut w = Workload::new(bench::Case::new(workload, path), || {
+        Ok(Outcome::batch(engine.run(p, inputs)?.report))
     });
+    let cfg = RunConfig {
+        warmup: 1,
+        repeats: passes.max(1),
+        ..RunConfig::default()
+    };
+    let monitor = MonitorConfig::new().interval(cfg.interval);
+    let m = bench::measure_with(&mut w, &cfg, monitor, Some(engine)).expect("valid spec");
+    assert_eq!(m.failed_items, 0, "{workload} items failed on {path}");
     let n = inputs.len().max(1) as f64;
-    let per = |d: std::time::Duration| Some(d.as_secs_f64() * 1e3 / n);
-    let mut row = Row {
+    let per = |stage: &str| m.stages.get(stage).map(|s| s.median / n);
+    Row {
         workload: workload.into(),
         path: path.into(),
         images: inputs.len(),
-        best_img_s: best,
-        median_img_s: median,
-        input_mb_s: best * mb_per_image,
-        note: format!("ran on {:?}: {}", report.device, report.decision),
-        ..Row::default()
-    };
-    if let Some(g) = report.gpu {
-        row.upload_ms = per(g.upload);
-        row.kernel_ms = per(g.kernel);
-        row.wait_ms = per(g.wait);
-        row.readback_ms = per(g.readback);
+        best_img_s: m.throughput.max,
+        median_img_s: m.throughput.median,
+        input_mb_s: m.throughput.max * mb_per_image,
+        upload_ms: per("gpu_upload"),
+        kernel_ms: per("gpu_kernel"),
+        wait_ms: per("gpu_wait"),
+        readback_ms: per("gpu_readback"),
+        note: format!("ran on {}", m.placement.as_deref().unwrap_or("?")),
     }
-    row
 }
 
 fn main() -> Result<(), String> {
