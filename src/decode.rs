@@ -38,6 +38,10 @@ pub struct DecodeLimits {
     pub max_pixels: u64,
     /// Largest single allocation the decoder may make, in bytes. Default: 1 GiB.
     pub max_alloc: u64,
+    /// Largest input file or buffer, in bytes, checked before it is read. Default: 512 MiB
+    /// (an uncompressed 24-bit image at `max_pixels` is 537 MB; no compressed photo comes
+    /// near it, and a larger input is refused instead of read into memory).
+    pub max_input_bytes: u64,
 }
 
 impl Default for DecodeLimits {
@@ -47,6 +51,7 @@ impl Default for DecodeLimits {
             max_height: 32768,
             max_pixels: 178_956_970,
             max_alloc: 1 << 30,
+            max_input_bytes: 512 << 20,
         }
     }
 }
@@ -59,6 +64,7 @@ impl DecodeLimits {
             max_height: u32::MAX,
             max_pixels: u64::MAX,
             max_alloc: u64::MAX,
+            max_input_bytes: u64::MAX,
         }
     }
 

@@ -82,6 +82,8 @@ pub enum Resource {
     GpuMemory,
     /// One allocation a decoder asks for.
     DecodeAllocation,
+    /// The size of one input (file or buffer) before it is read.
+    InputBytes,
 }
 
 impl std::fmt::Display for Resource {
@@ -90,6 +92,7 @@ impl std::fmt::Display for Resource {
             Resource::HostMemory => "host memory",
             Resource::GpuMemory => "gpu memory",
             Resource::DecodeAllocation => "decode allocation",
+            Resource::InputBytes => "input size",
         })
     }
 }

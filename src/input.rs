@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use crate::error::Result;
+use crate::error::{Error, LimitError, Resource, Result};
 use crate::frame::Frame;
 
 /// One item of a batch. Errors about an item name it by [`Input::name`].
@@ -95,11 +95,15 @@ impl Input {
         }
     }
 
-    /// Encoded bytes, reading the file if needed (`None` for frames).
-    pub(crate) fn read(&self) -> Result<Option<Arc<[u8]>>> {
+    /// Encoded bytes, reading the file if needed (`None` for frames), refused when over
+    /// `max_bytes` (before anything is read) or when the path is not a regular file.
+    pub(crate) fn read(&self, max_bytes: u64) -> Result<Option<Arc<[u8]>>> {
         match self {
-            Input::Path(p) => Ok(Some(std::fs::read(p)?.into())),
-            Input::Bytes { bytes, .. } => Ok(Some(bytes.clone())),
+            Input::Path(p) => read_file(p, max_bytes).map(Some),
+            Input::Bytes { bytes, .. } => {
+                check_size(bytes.len() as u64, max_bytes)?;
+                Ok(Some(bytes.clone()))
+            }
             Input::Frame { .. } => Ok(None),
         }
     }
@@ -127,6 +131,75 @@ impl From<&Path> for Input {
 }
 
 /// Whether `p` has an image file extension the decoder supports.
+fn check_size(len: u64, max_bytes: u64) -> Result<()> {
+    if len > max_bytes {
+        return Err(Error::from(LimitError::ExceedsBudget {
+            what: Resource::InputBytes,
+            requested: len,
+            limit: max_bytes,
+        }));
+    }
+    Ok(())
+}
+
+/// What a non-regular file is, for the error that refuses it.
+fn file_kind(t: std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if t.is_fifo() {
+            return "a FIFO";
+        }
+        if t.is_char_device() {
+            return "a character device";
+        }
+        if t.is_block_device() {
+            return "a block device";
+        }
+        if t.is_socket() {
+            return "a socket";
+        }
+    }
+    if t.is_dir() {
+        "a directory"
+    } else {
+        "not a regular file"
+    }
+}
+
+/// Reads a regular file of at most `max_bytes` in one read into its final buffer (no second
+/// copy). FIFOs, devices and directories are refused from their metadata before they are
+/// opened (opening a FIFO would wait for a writer; `/dev/zero` would never end), and the
+/// size is checked before any allocation.
+pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Arc<[u8]>> {
+    use std::io::Read;
+    let named = |e: std::io::Error| {
+        Error::from(std::io::Error::new(
+            e.kind(),
+            format!("{}: {e}", path.display()),
+        ))
+    };
+    let meta = std::fs::metadata(path).map_err(named)?;
+    if !meta.is_file() {
+        return Err(Error::invalid(format!(
+            "{}: {} (only regular files are read)",
+            path.display(),
+            file_kind(meta.file_type())
+        )));
+    }
+    check_size(meta.len(), max_bytes)?;
+    let mut f = std::fs::File::open(path).map_err(named)?;
+    let len = usize::try_from(meta.len())
+        .map_err(|_| Error::invalid(format!("{}: too large for this platform", path.display())))?;
+    // Collected straight into the shared buffer (one allocation of the final size).
+    let mut buf: Arc<[u8]> = std::iter::repeat_n(0u8, len).collect();
+    let Some(dst) = Arc::get_mut(&mut buf) else {
+        return Err(Error::invalid("input buffer is shared"));
+    };
+    f.read_exact(dst).map_err(named)?;
+    Ok(buf)
+}
+
 fn is_image_name(p: &Path) -> bool {
     let ext = p
         .extension()
@@ -136,4 +209,81 @@ fn is_image_name(p: &Path) -> bool {
         ext.as_str(),
         "jpg" | "jpeg" | "png" | "webp" | "bmp" | "tif" | "tiff" | "gif"
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::ErrorKind;
+
+    #[test]
+    fn regular_files_are_read_whole() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("a.bin");
+        std::fs::write(&p, b"0123456789").unwrap();
+        assert_eq!(&*read_file(&p, 10).unwrap(), b"0123456789");
+        assert!(read_file(&p, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("input size"));
+        let e = read_file(&p, 9).unwrap_err();
+        assert!(
+            matches!(
+                e.kind(),
+                ErrorKind::Limit(LimitError::ExceedsBudget {
+                    what: Resource::InputBytes,
+                    requested: 10,
+                    limit: 9
+                })
+            ),
+            "{e:?}"
+        );
+        // Bytes in memory are held to the same limit.
+        let b = Input::bytes("b", vec![1u8; 10]);
+        assert!(b.read(10).unwrap().is_some());
+        assert!(b.read(9).is_err());
+    }
+
+    #[test]
+    fn empty_and_missing_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("empty");
+        std::fs::write(&p, b"").unwrap();
+        assert!(read_file(&p, 10).unwrap().is_empty());
+        let missing = dir.path().join("missing.jpg");
+        let e = read_file(&missing, 10).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Io(_)), "{e:?}");
+        assert!(
+            e.to_string().contains("missing.jpg"),
+            "the path is named: {e}"
+        );
+    }
+
+    #[test]
+    fn directories_and_devices_are_refused_before_opening() {
+        let dir = tempfile::tempdir().unwrap();
+        let e = read_file(dir.path(), u64::MAX).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::InvalidInput(_)), "{e:?}");
+        assert!(e.to_string().contains("a directory"), "{e}");
+        #[cfg(unix)]
+        {
+            // /dev/zero would be read until memory ran out.
+            let e = read_file(Path::new("/dev/zero"), u64::MAX).unwrap_err();
+            assert!(e.to_string().contains("a character device"), "{e}");
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("pipe.jpg");
+        let made = std::process::Command::new("mkfifo").arg(&p).status();
+        if !matches!(made, Ok(s) if s.success()) {
+            panic!("mkfifo is needed for this test: {made:?}");
+        }
+        // Opening a FIFO for reading blocks until a writer appears: a hang here is the bug.
+        let e = read_file(&p, u64::MAX).unwrap_err();
+        assert!(e.to_string().contains("a FIFO"), "{e}");
+    }
 }

@@ -152,3 +152,64 @@ fn shrink_on_load_is_close_to_full_decode() {
         / a.len() as f64;
     assert!(mean < 3.0, "mean abs difference {mean} levels");
 }
+
+/// Inputs that are not regular files, or are over the input-size limit, fail alone and
+/// at once: nothing waits for a FIFO's writer or reads `/dev/zero` until memory runs out,
+/// with and without the result cache (which reads files to hash them).
+#[cfg(unix)]
+#[test]
+fn special_files_and_oversized_inputs_fail_alone_without_reading() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("pipe.jpg");
+    let made = std::process::Command::new("mkfifo").arg(&fifo).status();
+    assert!(matches!(made, Ok(s) if s.success()), "mkfifo: {made:?}");
+    let big = dir.path().join("big.jpg");
+    std::fs::write(&big, jpeg(640, 480)).unwrap();
+    let small = dir.path().join("small.jpg");
+    std::fs::write(&small, jpeg(64, 48)).unwrap();
+    let limit = std::fs::metadata(&small).unwrap().len();
+    assert!(std::fs::metadata(&big).unwrap().len() > limit);
+    let inputs = vec![
+        Input::path(&fifo),
+        Input::path("/dev/zero"),
+        Input::path(dir.path()),
+        Input::path(&big),
+        Input::bytes("big-bytes.jpg", jpeg(640, 480)),
+        Input::path(&small),
+    ];
+    let p = Pipeline::new().fit(32, 32);
+    for cached in [false, true] {
+        let mut b = Engine::builder()
+            .cpu_threads(2)
+            .decode_limits(veridoc::DecodeLimits {
+                max_input_bytes: limit,
+                ..veridoc::DecodeLimits::default()
+            });
+        if cached {
+            b = b.result_cache(veridoc::cache::CacheConfig::memory(64 << 20));
+        }
+        let e = b.build().unwrap();
+        let out = e.run(&p, &inputs).unwrap();
+        let kinds: Vec<String> = out
+            .items
+            .iter()
+            .map(|i| match &i.result {
+                Ok(_) => "ok".to_string(),
+                Err(e) => match e.kind() {
+                    ErrorKind::InvalidInput(m) => format!("invalid: {m}"),
+                    ErrorKind::Limit(l) => format!("limit: {l}"),
+                    other => format!("other: {other}"),
+                },
+            })
+            .collect();
+        assert!(
+            kinds[0].starts_with("invalid") && kinds[0].contains("a FIFO"),
+            "{kinds:?}"
+        );
+        assert!(kinds[1].contains("a character device"), "{kinds:?}");
+        assert!(kinds[2].contains("a directory"), "{kinds:?}");
+        assert!(kinds[3].starts_with("limit: input size"), "{kinds:?}");
+        assert!(kinds[4].starts_with("limit: input size"), "{kinds:?}");
+        assert_eq!(kinds[5], "ok", "cached {cached}");
+    }
+}

@@ -153,11 +153,14 @@ impl ResultCache {
         *h.finalize().as_bytes()
     }
 
-    /// The content digest of an input (the fast path skips hashing unchanged files).
+    /// The content digest of an input (the fast path skips hashing unchanged files). Files
+    /// are read as the engine reads them: regular files of at most `max_bytes` only
+    /// ([`DecodeLimits::max_input_bytes`](crate::DecodeLimits::max_input_bytes)).
     ///
     /// # Errors
-    /// `Io` when a file cannot be read.
-    pub fn digest(&self, input: &Input) -> Result<[u8; 32]> {
+    /// `Io` when a file cannot be read; `InvalidInput` for a FIFO, device or directory;
+    /// `Limit` when it is over `max_bytes`.
+    pub fn digest(&self, input: &Input, max_bytes: u64) -> Result<[u8; 32]> {
         match input {
             Input::Path(path) if self.fast_path => {
                 let meta = std::fs::metadata(path)?;
@@ -197,7 +200,7 @@ impl ResultCache {
                         }
                     }
                 }
-                let d = content_digest(&std::fs::read(path)?);
+                let d = content_digest(&crate::input::read_file(path, max_bytes)?);
                 self.stats_mut().digests_computed += 1;
                 if let Some(disk) = &self.disk {
                     let _ = disk.put(&index_key, EntryKind::PathIndex, &d);
@@ -210,7 +213,7 @@ impl ResultCache {
             }
             Input::Path(path) => {
                 self.stats_mut().digests_computed += 1;
-                Ok(content_digest(&std::fs::read(path)?))
+                Ok(content_digest(&crate::input::read_file(path, max_bytes)?))
             }
             Input::Bytes { bytes, .. } => {
                 self.stats_mut().digests_computed += 1;

@@ -124,7 +124,7 @@ impl Engine {
                 .par_iter()
                 .map(|i| {
                     cache
-                        .digest(i)
+                        .digest(i, self.limits.max_input_bytes)
                         .ok()
                         .map(|d| crate::cache::ResultCache::key(&d, p))
                 })
@@ -457,7 +457,7 @@ impl Engine {
                 self.host.reserve(bytes)
             }
         };
-        let Some(bytes) = input.read()? else {
+        let Some(bytes) = input.read(self.limits.max_input_bytes)? else {
             let Input::Frame { frame, .. } = input else {
                 return Err(Error::invalid("input has neither bytes nor a frame"));
             };

@@ -521,7 +521,7 @@ impl<'e> Verifier<'e> {
     /// Decodes with shrink-on-load down to the analysis size.
     fn analyse(&self, input: &Input) -> Result<Analysed> {
         let t0 = Instant::now();
-        let Some(bytes) = input.read()? else {
+        let Some(bytes) = input.read(self.engine.decode_limits().max_input_bytes)? else {
             let Input::Frame { frame, .. } = input else {
                 return Err(Error::invalid("input has neither bytes nor a frame"));
             };
@@ -569,7 +569,11 @@ impl<'e> Verifier<'e> {
             Some(c) => self.engine.pool().install(|| {
                 inputs
                     .par_iter()
-                    .map(|i| c.digest(i).ok().map(|d| self.report_key(&d)))
+                    .map(|i| {
+                        c.digest(i, self.engine.decode_limits().max_input_bytes)
+                            .ok()
+                            .map(|d| self.report_key(&d))
+                    })
                     .collect()
             }),
             None => vec![None; inputs.len()],
