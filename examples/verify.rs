@@ -76,11 +76,7 @@ fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
 }
 
 fn run(a: Args) -> Result<(), String> {
-    let profile = if Path::new(&a.profile).is_file() {
-        Profile::load(Path::new(&a.profile)).map_err(|e| e.to_string())?
-    } else {
-        Profile::builtin(&a.profile).map_err(|e| e.to_string())?
-    };
+    let profile = Profile::resolve(&a.profile).map_err(|e| e.to_string())?;
     let (policy, placement) = match a.device.as_str() {
         "cpu" => (DevicePolicy::Cpu, Some(Placement::Cpu)),
         "gpu" => (DevicePolicy::Gpu, Some(Placement::Gpu)),

@@ -359,12 +359,36 @@ impl Profile {
         Ok(p)
     }
 
+    /// A profile named on a command line or in a request: a bare name (no path separator, no
+    /// extension, e.g. `passport`) is always the built-in profile of that name, never a file
+    /// that happens to carry it in the working directory; anything else is a file path
+    /// ([`Profile::load`]).
+    ///
+    /// # Errors
+    /// As [`Profile::builtin`] for a bare name, as [`Profile::load`] for a path.
+    pub fn resolve(arg: &str) -> Result<Profile> {
+        let path = std::path::Path::new(arg);
+        let is_path = arg.contains('/')
+            || arg.contains(std::path::MAIN_SEPARATOR)
+            || path.extension().is_some();
+        if is_path {
+            Profile::load(path)
+        } else {
+            Profile::builtin(arg)
+        }
+    }
+
     /// Loads a profile file (`.toml` as TOML, anything else as JSON).
     ///
     /// # Errors
-    /// `Io` when the file cannot be read, else as [`Profile::from_json`].
+    /// `Io` (naming the path) when the file cannot be read, else as [`Profile::from_json`].
     pub fn load(path: &std::path::Path) -> Result<Profile> {
-        let s = std::fs::read_to_string(path)?;
+        let s = std::fs::read_to_string(path).map_err(|e| {
+            Error::from(std::io::Error::new(
+                e.kind(),
+                format!("profile {}: {e}", path.display()),
+            ))
+        })?;
         if path.extension().is_some_and(|e| e == "toml") {
             Profile::from_toml(&s)
         } else {
@@ -461,6 +485,33 @@ fn parse_error(msg: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn bare_names_are_built_in_and_paths_are_files() {
+        assert_eq!(Profile::resolve("passport").unwrap(), Profile::passport());
+        let e = Profile::resolve("visa").unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::InvalidSpec { .. }), "{e:?}");
+        assert!(e.to_string().contains("built-in"), "{e}");
+        // A path (separator or extension) is a file, and a missing one says which.
+        let e = Profile::resolve("/missing/dir/passport").unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Io(_)), "{e:?}");
+        assert!(e.to_string().contains("/missing/dir/passport"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("strict.toml");
+        let mut strict = Profile::passport();
+        strict.name = "strict".into();
+        std::fs::write(&f, toml::to_string(&strict).unwrap()).unwrap();
+        assert_eq!(Profile::resolve(f.to_str().unwrap()).unwrap(), strict);
+        // A file named like a built-in is never read for the bare name: `passport` does not
+        // touch the file system (the rule is lexical), so no file can shadow it.
+        let shadow = dir.path().join("passport");
+        std::fs::write(&shadow, "not a profile").unwrap();
+        assert_eq!(Profile::resolve("passport").unwrap(), Profile::passport());
+        assert!(
+            Profile::resolve(shadow.to_str().unwrap()).is_err(),
+            "the file itself is a path"
+        );
+    }
 
     #[test]
     fn passport_round_trips_through_json_and_toml() {
