@@ -270,6 +270,11 @@ impl Error {
         ErrorKind::InvalidInput(msg.into()).into()
     }
 
+    /// An io error that names the file it happened on (same `io::ErrorKind`).
+    pub(crate) fn io_at(path: &std::path::Path, e: std::io::Error) -> Self {
+        std::io::Error::new(e.kind(), format!("{}: {e}", path.display())).into()
+    }
+
     pub(crate) fn decode(format: &'static str, reason: impl Into<String>) -> Self {
         ErrorKind::Decode {
             format,

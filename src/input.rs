@@ -130,7 +130,6 @@ impl From<&Path> for Input {
     }
 }
 
-/// Whether `p` has an image file extension the decoder supports.
 fn check_size(len: u64, max_bytes: u64) -> Result<()> {
     if len > max_bytes {
         return Err(Error::from(LimitError::ExceedsBudget {
@@ -173,12 +172,7 @@ fn file_kind(t: std::fs::FileType) -> &'static str {
 /// size is checked before any allocation.
 pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Arc<[u8]>> {
     use std::io::Read;
-    let named = |e: std::io::Error| {
-        Error::from(std::io::Error::new(
-            e.kind(),
-            format!("{}: {e}", path.display()),
-        ))
-    };
+    let named = |e| Error::io_at(path, e);
     let meta = std::fs::metadata(path).map_err(named)?;
     if !meta.is_file() {
         return Err(Error::invalid(format!(
@@ -200,6 +194,7 @@ pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Arc<[u8]>> {
     Ok(buf)
 }
 
+/// Whether `p` has an image file extension the decoder supports.
 fn is_image_name(p: &Path) -> bool {
     let ext = p
         .extension()

@@ -383,12 +383,7 @@ impl Profile {
     /// # Errors
     /// `Io` (naming the path) when the file cannot be read, else as [`Profile::from_json`].
     pub fn load(path: &std::path::Path) -> Result<Profile> {
-        let s = std::fs::read_to_string(path).map_err(|e| {
-            Error::from(std::io::Error::new(
-                e.kind(),
-                format!("profile {}: {e}", path.display()),
-            ))
-        })?;
+        let s = std::fs::read_to_string(path).map_err(|e| Error::io_at(path, e))?;
         if path.extension().is_some_and(|e| e == "toml") {
             Profile::from_toml(&s)
         } else {
