@@ -84,6 +84,9 @@ pub enum Resource {
     DecodeAllocation,
     /// The size of one input (file or buffer) before it is read.
     InputBytes,
+    /// Metadata of one input: JPEG APPn/COM segments, PNG ancillary chunks (iCCP, zTXt,
+    /// iTXt, ...), counted before decoding.
+    Metadata,
 }
 
 impl std::fmt::Display for Resource {
@@ -93,6 +96,7 @@ impl std::fmt::Display for Resource {
             Resource::GpuMemory => "gpu memory",
             Resource::DecodeAllocation => "decode allocation",
             Resource::InputBytes => "input size",
+            Resource::Metadata => "image metadata",
         })
     }
 }
@@ -133,6 +137,21 @@ pub enum LimitError {
         height: u64,
         /// Which limit was hit, with its value.
         limit: String,
+    },
+    /// A progressive JPEG needs more scans than allowed (each scan passes over the whole
+    /// image: thousands of tiny scans cost minutes for a few hundred kilobytes).
+    #[error("jpeg has more than {limit} scans")]
+    TooManyScans {
+        /// The configured limit.
+        limit: u32,
+    },
+    /// One item took longer than its deadline; the work stopped where it was checked.
+    #[error("{stage} took over the deadline of {} ms", limit.as_millis())]
+    Deadline {
+        /// What was running (e.g. "jpeg decode").
+        stage: &'static str,
+        /// The configured deadline.
+        limit: std::time::Duration,
     },
 }
 

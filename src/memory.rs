@@ -168,6 +168,21 @@ impl Reservation {
     pub fn bytes(&self) -> u64 {
         self.bytes
     }
+
+    /// Releases all but `bytes` of the reservation (no-op when it holds no more): a decode
+    /// reserves its peak, then keeps only what its result holds.
+    pub fn shrink_to(&mut self, bytes: u64) {
+        if bytes >= self.bytes {
+            return;
+        }
+        self.inner
+            .used
+            .fetch_sub(self.bytes - bytes, Ordering::AcqRel);
+        self.bytes = bytes;
+        let (lock, cv) = &self.inner.released;
+        let _g = lock.lock().unwrap_or_else(|e| e.into_inner());
+        cv.notify_all();
+    }
 }
 
 impl HostBudget {

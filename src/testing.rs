@@ -88,6 +88,23 @@ impl SystemProbe for FakeProbe {
     }
 }
 
+/// PNG's chunk CRC (ISO 3309 / ITU-T V.42, as the PNG specification gives it), for
+/// hand-made test chunks: bit by bit, no table (tests only).
+pub fn png_crc32(data: &[u8]) -> u32 {
+    let mut c = 0xFFFF_FFFFu32;
+    for &b in data {
+        c ^= b as u32;
+        for _ in 0..8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+        }
+    }
+    !c
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -120,7 +120,7 @@ fn decompression_bomb_is_refused_from_the_header() {
     let mut chunk = b"IHDR".to_vec();
     chunk.extend_from_slice(&ihdr);
     png.extend_from_slice(&chunk);
-    png.extend_from_slice(&crc32(&chunk).to_be_bytes());
+    png.extend_from_slice(&veridoc::testing::png_crc32(&chunk).to_be_bytes());
     // IDAT: a zlib stream holding one stored block of 100 zero bytes, then IEND.
     let zeros = [0u8; 100];
     let mut z = vec![0x78, 0x01, 0x01, 100, 0, !100u8, 0xFF];
@@ -131,7 +131,7 @@ fn decompression_bomb_is_refused_from_the_header() {
         let mut c = name.to_vec();
         c.extend_from_slice(&data);
         png.extend_from_slice(&c);
-        png.extend_from_slice(&crc32(&c).to_be_bytes());
+        png.extend_from_slice(&veridoc::testing::png_crc32(&c).to_be_bytes());
     }
     let e = Engine::builder().cpu_threads(1).build().unwrap();
     let out = e
@@ -155,19 +155,4 @@ fn adler32(data: &[u8]) -> u32 {
         b = (b + a) % 65521;
     }
     (b << 16) | a
-}
-
-fn crc32(data: &[u8]) -> u32 {
-    let mut c = 0xFFFF_FFFFu32;
-    for &b in data {
-        c ^= b as u32;
-        for _ in 0..8 {
-            c = if c & 1 != 0 {
-                0xEDB8_8320 ^ (c >> 1)
-            } else {
-                c >> 1
-            };
-        }
-    }
-    !c
 }

@@ -23,6 +23,7 @@ use serde::Serialize;
 
 pub(crate) use frames::FrameJob;
 pub use report::{BatchOutput, BatchReport, Item};
+pub(crate) use run::RESERVE_TIMEOUT;
 pub use stream::{
     BatchPlan, CancelToken, PlanRequest, StreamItem, StreamOptions, StreamSummary, MAX_BATCH,
 };

@@ -18,7 +18,7 @@ use crate::tensor::Tensor;
 
 /// How long a worker waits for host memory held by other work before its item fails with
 /// `InsufficientNow`. Generous: memory is released as soon as in-flight items finish.
-const RESERVE_TIMEOUT: Duration = Duration::from_secs(60);
+pub(crate) const RESERVE_TIMEOUT: Duration = Duration::from_secs(60);
 /// Bytes of compressed input per pixel assumed before a header is read: W1's photographic
 /// JPEGs at quality 90 take 0.25 B/px (3.0 MB for 12.2 MP).
 pub(crate) const ASSUMED_BYTES_PER_PIXEL: f64 = 0.25;
@@ -487,7 +487,7 @@ impl Engine {
             };
             let frame = (w.div_ceil(k), hh.div_ceil(k));
             reservation = Some(reserve(
-                working_bytes(p, &g, frame, true) + bytes.len() as u64,
+                working_bytes(p, &g, frame, false) + h.decode_peak(k) + bytes.len() as u64,
             )?);
             planned = Some(g);
             Ok(k)
@@ -501,7 +501,7 @@ impl Engine {
         };
         let reservation = match reservation {
             Some(r) => r,
-            // exact JPEG decodes skip the plan callback: reserve now, before the work
+            // the plan always runs before a decode; kept for inputs a decoder plans itself
             None => {
                 reserve(working_bytes(p, &full, decoded.info.decoded, true) + bytes.len() as u64)?
             }

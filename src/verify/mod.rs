@@ -175,6 +175,8 @@ struct Analysed {
     frame: Frame,
     info: Option<DecodeInfo>,
     decode: Duration,
+    /// The frame's bytes, held against the engine's host budget until the chunk is done.
+    _reservation: Option<crate::memory::Reservation>,
 }
 
 impl Analysed {
@@ -518,10 +520,14 @@ impl<'e> Verifier<'e> {
         d
     }
 
-    /// Decodes with shrink-on-load down to the analysis size.
+    /// Decodes with shrink-on-load down to the analysis size. The decode's peak memory is
+    /// reserved against the engine's host budget before it starts (waiting for other items
+    /// to release theirs); formats that cannot shrink on load are reduced to the analysis
+    /// size right after decoding, so a chunk holds analysis images, never full frames.
     fn analyse(&self, input: &Input) -> Result<Analysed> {
         let t0 = Instant::now();
-        let Some(bytes) = input.read(self.engine.decode_limits().max_input_bytes)? else {
+        let limits = self.engine.decode_limits();
+        let Some(bytes) = input.read(limits.max_input_bytes)? else {
             let Input::Frame { frame, .. } = input else {
                 return Err(Error::invalid("input has neither bytes nor a frame"));
             };
@@ -529,23 +535,45 @@ impl<'e> Verifier<'e> {
                 frame: frame.clone(),
                 info: None,
                 decode: t0.elapsed(),
+                _reservation: None,
             });
         };
-        let d = decode::load(
-            &bytes,
-            &DecodeOptions::default(),
-            self.engine.decode_limits(),
-            |h| {
-                Ok(analysis_shrink(
-                    h.oriented_size(),
-                    &self.opts.profile.detector.search,
-                ))
-            },
-        )?;
+        let host = self.engine.host_budget();
+        let search = &self.opts.profile.detector.search;
+        let mut reservation = None;
+        let mut wanted = 1;
+        let d = decode::load(&bytes, &DecodeOptions::default(), limits, |h| {
+            wanted = analysis_shrink(h.oriented_size(), search);
+            let factor = if h.format == decode::ImageFormat::Jpeg {
+                wanted
+            } else {
+                1
+            };
+            let peak = h.decode_peak(factor) + bytes.len() as u64;
+            reservation = Some(host.reserve_wait(peak, crate::engine::RESERVE_TIMEOUT)?);
+            Ok(wanted)
+        })?;
+        drop(bytes);
+        let mut info = d.info;
+        let frame = if info.shrink < wanted {
+            let (w, h) = (
+                info.original.0.div_ceil(wanted).max(1),
+                info.original.1.div_ceil(wanted).max(1),
+            );
+            let reduced = reduce(&d.frame, w, h)?;
+            info.decoded = (w, h);
+            reduced
+        } else {
+            d.frame
+        };
+        if let Some(r) = reservation.as_mut() {
+            r.shrink_to(frame.as_bytes().len() as u64);
+        }
         Ok(Analysed {
-            frame: d.frame,
-            info: Some(d.info),
+            frame,
+            info: Some(info),
             decode: t0.elapsed(),
+            _reservation: reservation,
         })
     }
 
@@ -865,6 +893,21 @@ struct Look<'a> {
     scale: f32,
 }
 
+/// `f` resized to `w` x `h` with the default (antialiased) filter.
+fn reduce(f: &Frame, w: u32, h: u32) -> Result<Frame> {
+    let p = Pipeline::new()
+        .stretch(w, h)
+        .dtype(DType::U8)
+        .layout(Layout::Nhwc);
+    let g = Geometry::plan(f.width(), f.height(), &p)?;
+    let t = crate::cpu::preprocess(f, &g, &p, &ValueLut::new(&p))?;
+    let px = t
+        .as_u8()
+        .ok_or_else(|| Error::invalid("reduction produced no 8-bit pixels"))?
+        .to_vec();
+    Frame::new(w, h, px)
+}
+
 impl<'a> Look<'a> {
     fn new(f: &'a Frame) -> Look<'a> {
         let long = f.width().max(f.height());
@@ -874,15 +917,7 @@ impl<'a> Look<'a> {
                 ((f.width() as f64 * s).round() as u32).max(1),
                 ((f.height() as f64 * s).round() as u32).max(1),
             );
-            let p = Pipeline::new()
-                .stretch(w, h)
-                .dtype(DType::U8)
-                .layout(Layout::Nhwc);
-            Geometry::plan(f.width(), f.height(), &p)
-                .and_then(|g| crate::cpu::preprocess(f, &g, &p, &ValueLut::new(&p)))
-                .ok()
-                .and_then(|t| t.as_u8().map(<[u8]>::to_vec))
-                .and_then(|px| Frame::new(w, h, px).ok())
+            reduce(f, w, h).ok()
         } else {
             None
         };
