@@ -114,3 +114,9 @@ pub use tensor::{Tensor, TensorData};
 
 /// The engine version, part of every persistent cache key.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The build fingerprint: 32 hex digits hashed by `build.rs` from the crate's sources
+/// (`src/**`, `shaders/**`, `Cargo.toml`, `Cargo.lock`). Part of every result and report
+/// cache key (and of the model cache's disk key), so an engine rebuilt from changed sources,
+/// with the same [`VERSION`], never serves results its predecessor cached.
+pub const BUILD_ID: &str = env!("VERIDOC_BUILD_ID");

@@ -358,3 +358,23 @@ fn concurrent_callers_share_one_load() {
     });
     assert_eq!(cache.stats().source.loads, 1);
 }
+
+#[test]
+fn keys_carry_the_build_fingerprint() {
+    assert_eq!(veridoc::BUILD_ID.len(), 32, "{}", veridoc::BUILD_ID);
+    assert!(veridoc::BUILD_ID.bytes().all(|b| b.is_ascii_hexdigit()));
+    let digest = [7u8; 32];
+    let p = pipeline();
+    let mut h = blake3::Hasher::new();
+    h.update(b"veridoc.result.v2\0");
+    h.update(&digest);
+    h.update(&p.stable_hash());
+    h.update(veridoc::VERSION.as_bytes());
+    h.update(b"\0");
+    h.update(veridoc::BUILD_ID.as_bytes());
+    assert_eq!(
+        veridoc::cache::ResultCache::key(&digest, &p),
+        *h.finalize().as_bytes(),
+        "result key = content, pipeline, version and build"
+    );
+}

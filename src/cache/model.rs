@@ -133,9 +133,13 @@ impl ModelCache {
     fn disk_key(&self, name: &str) -> Option<String> {
         let src = lock(&self.sources).get(name)?.fingerprint();
         let mut h = blake3::Hasher::new();
-        h.update(b"veridoc.model.v1\0");
+        h.update(b"veridoc.model.v2\0");
         h.update(name.as_bytes());
+        h.update(b"\0");
         h.update(src.as_bytes());
+        // a rebuilt engine re-derives the fast form from the source once
+        h.update(b"\0");
+        h.update(crate::BUILD_ID.as_bytes());
         Some(h.finalize().to_hex().to_string())
     }
 

@@ -1,11 +1,19 @@
 //! The result cache: preprocessed tensors, in memory (LRU weighted by bytes) and on disk.
 //!
 //! ```text
-//! key = blake3("veridoc.result.v1" | input digest | pipeline.stable_hash() | engine version)
+//! key = blake3("veridoc.result.v2" | input digest | pipeline.stable_hash() | engine version
+//!              | build fingerprint)
 //! input digest = blake3(encoded bytes) | blake3(frame size + pixels)
-//!   fast path for files: (canonical path, size, mtime ns) -> digest, remembered in memory
-//!   and on disk; any change of the file changes size or mtime, so a stale digest is never
-//!   used (set `fast_path(false)` for filesystems whose mtime is coarse or unreliable)
+//!   fast path for files (unix only; elsewhere every file is hashed):
+//!   (canonical path, size, mtime ns, device, inode, ctime ns) -> digest, remembered in
+//!   memory and on disk. A write or a rename into place changes the change time (which no
+//!   writer can set back) or the inode, so an edit that keeps the size and restores the
+//!   mtime, or a same-size file renamed over the old one, is hashed again. Residual: two
+//!   writes within one tick of the filesystem's timestamp clock (a few ms on ext4, xfs,
+//!   btrfs, tmpfs; 1-2 s on FAT, HFS+ and some network filesystems) can share a ctime; set
+//!   `fast_path(false)` where inputs are rewritten that fast or timestamps are coarse.
+//!   The build fingerprint ([`crate::BUILD_ID`]) makes a rebuilt engine miss every entry
+//!   its predecessor wrote.
 //! get: memory -> disk (verified, then promoted to memory) -> miss
 //! put: memory (evicting LRU entries by bytes) and disk (atomic, checksummed, TTL, capped)
 //! ```
@@ -143,13 +151,16 @@ impl ResultCache {
         }
     }
 
-    /// The cache key of an input digest under a pipeline (engine version included).
+    /// The cache key of an input digest under a pipeline (engine version and build
+    /// fingerprint included: a rebuilt engine never serves its predecessor's results).
     pub fn key(input_digest: &[u8; 32], p: &Pipeline) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
-        h.update(b"veridoc.result.v1\0");
+        h.update(b"veridoc.result.v2\0");
         h.update(input_digest);
         h.update(&p.stable_hash());
         h.update(crate::VERSION.as_bytes());
+        h.update(b"\0");
+        h.update(crate::BUILD_ID.as_bytes());
         *h.finalize().as_bytes()
     }
 
