@@ -42,8 +42,10 @@
 //! 6. [`Engine::run`] returns a [`BatchOutput`] with one result per input (a bad photo never
 //!    stops a batch) and a [`BatchReport`]; [`Engine::stream`] runs any number of inputs
 //!    under a [`HostBudget`] with backpressure, progress and cancellation.
-//! 7. [`cache`]: results (memory + disk, TTL, content keys) and models (GPU-resident, host,
-//!    memory-mapped disk tier).
+//! 7. [`cache`]: results (memory + disk, TTL, keys from content, pipeline, [`VERSION`] and
+//!    [`BUILD_ID`]) and models (GPU-resident, host, disk tier read and verified into an
+//!    anonymous map). An unusable cache directory turns that disk tier off with a warning
+//!    ([`Engine::warnings`]); it never fails a run.
 //!
 //! ## Verification
 //!
