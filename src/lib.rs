@@ -42,8 +42,10 @@
 //! 6. [`Engine::run`] returns a [`BatchOutput`] with one result per input (a bad photo never
 //!    stops a batch) and a [`BatchReport`]; [`Engine::stream`] runs any number of inputs
 //!    under a [`HostBudget`] with backpressure, progress and cancellation.
-//! 7. [`cache`]: results (memory + disk, TTL, content keys) and models (GPU-resident, host,
-//!    memory-mapped disk tier).
+//! 7. [`cache`]: results (memory + disk, TTL, keys from content, pipeline, [`VERSION`] and
+//!    [`BUILD_ID`]) and models (GPU-resident, host, disk tier read and verified into an
+//!    anonymous map). An unusable cache directory turns that disk tier off with a warning
+//!    ([`Engine::warnings`]); it never fails a run.
 //!
 //! ## Verification
 //!
@@ -114,3 +116,9 @@ pub use tensor::{Tensor, TensorData};
 
 /// The engine version, part of every persistent cache key.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// The build fingerprint: 32 hex digits hashed by `build.rs` from the crate's sources
+/// (`src/**`, `shaders/**`, `Cargo.toml`, `Cargo.lock`). Part of every result and report
+/// cache key (and of the model cache's disk key), so an engine rebuilt from changed sources,
+/// with the same [`VERSION`], never serves results its predecessor cached.
+pub const BUILD_ID: &str = env!("VERIDOC_BUILD_ID");

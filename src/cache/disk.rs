@@ -4,17 +4,31 @@
 //! ```text
 //! entry file <key>.vde = header (64 bytes) + payload
 //!   header: magic "VDOC" | format version u16 | kind u8 | reserved u8 | created (unix s) u64
-//!           | ttl (s, 0 = none) u64 | payload length u64 | blake3(payload) [32]
-//! put:   write ".tmp-<pid>-<n>" -> fsync -> rename to <key>.vde (atomic: readers see the old
-//!        entry, the new one, or none; a writer killed mid-write leaves only a temp file)
-//! get:   open -> check magic, version, length, TTL, checksum -> touch mtime (LRU order);
+//!           | ttl (s, 0 = none) u64 | payload length u64 | checksum [32]
+//!   checksum = blake3("veridoc.disk.v2" | key length u64 | key | header bytes 0..32 | payload):
+//!           the key, kind, timestamps and TTL are covered as well as the payload, so an
+//!           entry renamed to another key's file name, or with its header edited, is corrupt
+//! open:  create the directory, prove it writable (a probe file), then one scan builds the
+//!        in-memory index (key -> size, in least-recently-used order by modification time)
+//! put:   write ".tmp-<pid>-<n>" -> rename to <key>.vde (atomic: readers see the old entry,
+//!        the new one, or none; a writer killed mid-write leaves only a temp file) -> index
+//!        -> evict from the index's LRU end while over the byte cap (O(1) amortised per put;
+//!        no directory scan). Not fsynced: a crash may lose or truncate recent entries, and
+//!        the checksum turns those into misses; a cache needs no durability.
+//! get:   lstat: only a regular file is opened (a FIFO, directory or symlink named like an
+//!        entry is refused as a corrupt miss without being opened) -> read it whole into
+//!        memory (never mapped: truncating a mapped file would raise SIGBUS) -> check magic,
+//!        version, length, TTL, checksum -> touch mtime (LRU order across processes);
 //!        a corrupt, truncated or expired entry is removed and reported as a miss.
 //!        The checksum is skipped for a file version this store already verified or wrote
-//!        (same device, inode, size, modification time and header checksum): files are
-//!        replaced by rename, never edited in place, and an in-place edit by anyone else
-//!        changes the modification time, so the version is re-verified. A new store (a
-//!        restart) verifies every entry the first time it reads it.
-//! evict: when the directory exceeds its byte cap, least recently used entries go first
+//!        (same device, inode, size, modification and change time, header checksum): the
+//!        change time cannot be set by a writer, so any edit, even one that restores the
+//!        modification time, is re-verified. A new store (a restart) verifies every entry
+//!        the first time it reads it.
+//! evict: least recently used entries of the index go first. Entries written by other
+//!        processes join the index at the next rescan (at open, every RESCAN_EVERY on put,
+//!        and on an explicit enforce_cap), so with several writers the directory can exceed
+//!        the cap by what the others wrote since this store's last scan.
 //! ```
 
 use std::fs::{self, File, OpenOptions};
@@ -22,22 +36,29 @@ use std::io::{Read, Write};
 use std::num::NonZeroUsize;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::clock::Clock;
 use crate::error::{Error, ErrorKind, Result};
 
 const MAGIC: &[u8; 4] = b"VDOC";
-/// Bumped whenever the header or a payload encoding changes; older entries become misses.
-pub const FORMAT_VERSION: u16 = 1;
+/// Bumped whenever the header, the checksum or a payload encoding changes; older entries
+/// become misses. 2: the checksum covers key and header too.
+pub const FORMAT_VERSION: u16 = 2;
 const HEADER: usize = 64;
 const EXT: &str = "vde";
+/// Domain separation of the entry checksum.
+const CHECKSUM_DOMAIN: &[u8] = b"veridoc.disk.v2\0";
 /// Temp files older than this are leftovers of killed writers and are deleted on scans.
 const STALE_TEMP: Duration = Duration::from_secs(3600);
 /// File versions remembered as verified, per store. An entry costs ~120 bytes; 4096 covers
 /// a 1 GiB directory of 256 KiB entries, and a forgotten version is simply verified again.
 const VERIFIED_MEMO: usize = 4096;
+/// How often a put rescans the directory to pick up other processes' entries. A scan of
+/// 10,000 entries took ~15 ms on dev-2c; once a minute keeps that below 0.03% of a run and
+/// bounds how far several writers together can exceed the cap (one minute of their writes).
+const RESCAN_EVERY: Duration = Duration::from_secs(60);
 
 /// A file version: what must be unchanged for an earlier checksum verification to hold.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -46,6 +67,9 @@ struct Version {
     ino: u64,
     len: u64,
     modified: SystemTime,
+    /// Change time (s, ns): set by the kernel on every write or metadata change, and not
+    /// settable by a writer (unlike the modification time).
+    changed: (i64, i64),
     digest: [u8; 32],
 }
 
@@ -59,6 +83,7 @@ impl Version {
             ino: meta.ino(),
             len: meta.len(),
             modified: meta.modified().ok()?,
+            changed: (meta.ctime(), meta.ctime_nsec()),
             digest: digest.try_into().ok()?,
         })
     }
@@ -88,8 +113,45 @@ pub enum Miss {
     Absent,
     /// Older than its TTL (removed).
     Expired,
-    /// Bad magic, version, length or checksum (removed).
+    /// Bad magic, version, length or checksum, or not a regular file (removed).
     Corrupt,
+}
+
+/// The in-memory view of the directory: each entry's size in least-recently-used order,
+/// and their total. Built by one scan at open; puts, hits and removals keep it current.
+#[derive(Debug)]
+struct Index {
+    lru: lru::LruCache<String, u64>,
+    total: u64,
+    scanned: Instant,
+}
+
+impl Index {
+    fn insert(&mut self, key: &str, size: u64) {
+        if let Some(old) = self.lru.put(key.to_string(), size) {
+            self.total = self.total.saturating_sub(old);
+        }
+        self.total = self.total.saturating_add(size);
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.lru.pop(key) {
+            self.total = self.total.saturating_sub(old);
+        }
+    }
+
+    /// Pops least recently used keys until the total fits `cap`.
+    fn over_cap(&mut self, cap: u64) -> Vec<String> {
+        let mut out = Vec::new();
+        while self.total > cap {
+            let Some((k, size)) = self.lru.pop_lru() else {
+                break;
+            };
+            self.total = self.total.saturating_sub(size);
+            out.push(k);
+        }
+        out
+    }
 }
 
 /// A directory of checksummed entries with a byte cap and a TTL.
@@ -101,17 +163,32 @@ pub struct DiskStore {
     clock: Arc<dyn Clock>,
     counter: AtomicU64,
     verified: Mutex<lru::LruCache<String, Version>>,
+    index: Mutex<Index>,
 }
 
 fn io(e: std::io::Error, what: &str, path: &Path) -> Error {
     Error::new(ErrorKind::Cache(format!("{what} {}: {e}", path.display())))
 }
 
+/// The checksum of an entry: key, the header's first 32 bytes (magic, version, kind,
+/// created, TTL, length) and the payload.
+fn checksum(key: &str, head: &[u8], payload: &[u8]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(CHECKSUM_DOMAIN);
+    h.update(&(key.len() as u64).to_le_bytes());
+    h.update(key.as_bytes());
+    h.update(head);
+    h.update(payload);
+    *h.finalize().as_bytes()
+}
+
 impl DiskStore {
-    /// Opens (creating) `dir` with a byte cap and an optional TTL.
+    /// Opens (creating) `dir` with a byte cap and an optional TTL, and indexes its entries
+    /// (one directory scan).
     ///
     /// # Errors
-    /// `Cache` when the directory cannot be created.
+    /// `Cache` when the directory cannot be created or is not writable (read-only, no
+    /// permission): a probe file is created and removed to find out.
     pub fn open(
         dir: impl Into<PathBuf>,
         cap: u64,
@@ -120,7 +197,7 @@ impl DiskStore {
     ) -> Result<DiskStore> {
         let dir = dir.into();
         fs::create_dir_all(&dir).map_err(|e| io(e, "create", &dir))?;
-        Ok(DiskStore {
+        let store = DiskStore {
             dir,
             cap,
             ttl,
@@ -129,7 +206,21 @@ impl DiskStore {
             verified: Mutex::new(lru::LruCache::new(
                 NonZeroUsize::new(VERIFIED_MEMO).unwrap_or(NonZeroUsize::MIN),
             )),
-        })
+            index: Mutex::new(Index {
+                lru: lru::LruCache::unbounded(),
+                total: 0,
+                scanned: Instant::now(),
+            }),
+        };
+        let probe = store.temp_path("probe");
+        OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&probe)
+            .map_err(|e| io(e, "write into", &store.dir))?;
+        let _ = fs::remove_file(&probe);
+        store.rescan();
+        Ok(store)
     }
 
     /// The directory.
@@ -141,6 +232,12 @@ impl DiskStore {
         self.dir.join(format!("{key}.{EXT}"))
     }
 
+    fn temp_path(&self, key: &str) -> PathBuf {
+        let n = self.counter.fetch_add(1, Ordering::Relaxed);
+        self.dir
+            .join(format!(".tmp-{}-{n}-{key}", std::process::id()))
+    }
+
     fn now_secs(&self) -> u64 {
         self.clock
             .wall()
@@ -148,7 +245,11 @@ impl DiskStore {
             .map_or(0, |d| d.as_secs())
     }
 
-    /// Writes an entry atomically, then enforces the byte cap.
+    fn lock_index(&self) -> MutexGuard<'_, Index> {
+        self.index.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Writes an entry atomically, then enforces the byte cap from the in-memory index.
     ///
     /// # Errors
     /// `Cache` on I/O failure (the previous entry, if any, is unaffected).
@@ -161,11 +262,9 @@ impl DiskStore {
         let ttl = self.ttl.map_or(0, |t| t.as_secs().max(1));
         header[16..24].copy_from_slice(&ttl.to_le_bytes());
         header[24..32].copy_from_slice(&(payload.len() as u64).to_le_bytes());
-        header[32..64].copy_from_slice(blake3::hash(payload).as_bytes());
-        let n = self.counter.fetch_add(1, Ordering::Relaxed);
-        let tmp = self
-            .dir
-            .join(format!(".tmp-{}-{n}-{key}", std::process::id()));
+        let sum = checksum(key, &header[..32], payload);
+        header[32..64].copy_from_slice(&sum);
+        let tmp = self.temp_path(key);
         self.forget(key);
         let write = || -> std::io::Result<Option<Version>> {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
@@ -174,14 +273,12 @@ impl DiskStore {
             // a precise modification time: kernels stamp writes with a coarse (jiffy) clock,
             // so an in-place edit right after this put still gets a different time
             f.set_modified(SystemTime::now())?;
-            f.sync_all()?;
-            // the version as written (rename keeps inode and modification time)
-            let version = f
-                .metadata()
-                .ok()
-                .and_then(|m| Version::of(&m, &header[32..64]));
             fs::rename(&tmp, self.path(key))?;
-            Ok(version)
+            // the version as renamed (a rename may update the change time): the open
+            // handle's inode is the one renamed, even if another writer replaced it since
+            Ok(f.metadata()
+                .ok()
+                .and_then(|m| Version::of(&m, &header[32..64])))
         };
         match write() {
             Ok(version) => self.remember(key, version),
@@ -190,18 +287,30 @@ impl DiskStore {
                 return Err(io(e, "write", &self.path(key)));
             }
         }
-        self.enforce_cap()?;
+        let size = (HEADER + payload.len()) as u64;
+        let rescan = {
+            let mut index = self.lock_index();
+            index.insert(key, size);
+            index.scanned.elapsed() >= RESCAN_EVERY
+        };
+        if rescan {
+            self.rescan();
+        }
+        self.evict_over_cap();
         Ok(())
     }
 
     /// Reads an entry; a corrupt, truncated, expired or mismatched entry is removed.
     pub fn get(&self, key: &str, kind: EntryKind) -> std::result::Result<Vec<u8>, Miss> {
         let path = self.path(key);
-        let Ok(mut f) = File::open(&path) else {
-            return Err(Miss::Absent);
-        };
+        let (mut f, len) = self.open_entry(key, &path)?;
+        // `len` is at most the byte cap (checked in open_entry); one more byte shows growth
         let mut buf = Vec::new();
-        if f.read_to_end(&mut buf).is_err() {
+        if (&mut f)
+            .take(len.saturating_add(1))
+            .read_to_end(&mut buf)
+            .is_err()
+        {
             return Err(Miss::Absent);
         }
         self.accept(key, &path, &f, &buf, kind)?;
@@ -209,17 +318,59 @@ impl DiskStore {
         Ok(buf)
     }
 
-    /// Reads an entry into a memory map (models: no copy, no parsing), verified like `get`.
+    /// Reads an entry, verified like `get`, into a private page-aligned anonymous map (the
+    /// model fast form's tensors are viewed in place). The file itself is never mapped: a
+    /// mapped file truncated by someone else raises SIGBUS on access, and one edited in
+    /// place changes under the reader after its checksum was verified.
     pub fn get_mapped(&self, key: &str, kind: EntryKind) -> std::result::Result<MappedEntry, Miss> {
         let path = self.path(key);
-        let Ok(f) = File::open(&path) else {
+        let (mut f, len) = self.open_entry(key, &path)?;
+        let len = usize::try_from(len).map_err(|_| self.refuse(key, &path, Miss::Corrupt))?;
+        // populated up front: one kernel call instead of a page fault per 4 KiB page
+        let Ok(mut map) = memmap2::MmapOptions::new().len(len).populate().map_anon() else {
             return Err(Miss::Absent);
         };
-        let Ok(map) = super::map_file(&f) else {
+        let mut probe = [0u8; 1];
+        // a file that shrank fails read_exact; one that grew has a byte left
+        if f.read_exact(&mut map).is_err() || f.read(&mut probe).map_or(true, |n| n != 0) {
+            return Err(self.refuse(key, &path, Miss::Corrupt));
+        }
+        let Ok(map) = map.make_read_only() else {
             return Err(Miss::Absent);
         };
         self.accept(key, &path, &f, &map, kind)?;
         Ok(MappedEntry { map })
+    }
+
+    /// Opens the entry file of `key` for reading when it is a regular file of at most the
+    /// byte cap; returns it with its length. Anything else named like an entry (a FIFO,
+    /// which would block the open; a directory; a symlink; a device) is refused from its
+    /// `lstat` without being opened, and removed when it can be (`remove_file` never
+    /// touches a symlink's target or a directory's contents).
+    fn open_entry(&self, key: &str, path: &Path) -> std::result::Result<(File, u64), Miss> {
+        let Ok(meta) = fs::symlink_metadata(path) else {
+            return Err(Miss::Absent);
+        };
+        if !meta.file_type().is_file() || meta.len() > self.cap.max(HEADER as u64) {
+            return Err(self.refuse(key, path, Miss::Corrupt));
+        }
+        let Ok(f) = File::open(path) else {
+            return Err(Miss::Absent);
+        };
+        // the name may have been replaced between lstat and open: check what was opened
+        match f.metadata() {
+            Ok(m) if m.is_file() && same_file(&m, &meta) => Ok((f, m.len())),
+            Ok(m) if m.is_file() => Err(Miss::Absent),
+            _ => Err(self.refuse(key, path, Miss::Corrupt)),
+        }
+    }
+
+    /// Removes an unusable entry (forgetting it) and returns `miss`.
+    fn refuse(&self, key: &str, path: &Path, miss: Miss) -> Miss {
+        self.forget(key);
+        self.lock_index().remove(key);
+        let _ = fs::remove_file(path);
+        miss
     }
 
     /// Checks an entry read from `f` (removing it when unusable), then refreshes its LRU
@@ -232,35 +383,41 @@ impl DiskStore {
         buf: &[u8],
         kind: EntryKind,
     ) -> std::result::Result<(), Miss> {
-        let checked = self.check_header(buf, kind).and_then(|()| {
+        // structure first, then the checksum (over key, header and payload), then the TTL:
+        // an entry whose TTL or creation time was edited is corrupt, not merely expired
+        let checked = self.check_header(buf, kind).and_then(|expires| {
             let version = f
                 .metadata()
                 .ok()
                 .and_then(|m| Version::of(&m, &buf[32..64]));
             let known = version.is_some() && self.lock_memo().peek(key) == version.as_ref();
-            if known || blake3::hash(&buf[HEADER..]).as_bytes() == &buf[32..64] {
-                Ok(())
-            } else {
+            if !known && checksum(key, &buf[..32], &buf[HEADER..]) != buf[32..64] {
                 Err(Miss::Corrupt)
+            } else if expires.is_some_and(|t| self.now_secs() >= t) {
+                Err(Miss::Expired)
+            } else {
+                Ok(())
             }
         });
         if let Err(m) = checked {
-            self.forget(key);
-            let _ = fs::remove_file(path);
-            return Err(m);
+            return Err(self.refuse(key, path, m));
         }
-        // LRU order for eviction: a hit refreshes the entry's modification time; the
-        // refreshed version is the one remembered as verified
+        // LRU order for eviction: a hit refreshes the entry's modification time (for other
+        // processes and restarts) and its place in this store's index; the refreshed
+        // version is the one remembered as verified
         let _ = f.set_modified(SystemTime::now());
-        let version = f
-            .metadata()
-            .ok()
-            .and_then(|m| Version::of(&m, &buf[32..64]));
-        self.remember(key, version);
+        let meta = f.metadata().ok();
+        self.remember(
+            key,
+            meta.as_ref().and_then(|m| Version::of(m, &buf[32..64])),
+        );
+        self.lock_index().insert(key, buf.len() as u64);
         Ok(())
     }
 
-    fn check_header(&self, buf: &[u8], kind: EntryKind) -> std::result::Result<(), Miss> {
+    /// Checks magic, format version, kind and length; returns when the entry expires (unix
+    /// seconds; `None`: no TTL).
+    fn check_header(&self, buf: &[u8], kind: EntryKind) -> std::result::Result<Option<u64>, Miss> {
         if buf.len() < HEADER || &buf[..4] != MAGIC {
             return Err(Miss::Corrupt);
         }
@@ -276,18 +433,18 @@ impl DiskStore {
         if len != (buf.len() - HEADER) as u64 {
             return Err(Miss::Corrupt);
         }
-        if ttl > 0 && self.now_secs() >= created.saturating_add(ttl) {
-            return Err(Miss::Expired);
-        }
-        Ok(())
+        Ok((ttl > 0).then(|| created.saturating_add(ttl)))
     }
 
-    /// True when the entry for `key` is a version this store wrote or verified (one stat, no
-    /// read): a writer holding the same payload can skip rewriting it.
+    /// True when the entry for `key` is a version this store wrote or verified (one lstat,
+    /// no read): a writer holding the same payload can skip rewriting it.
     pub fn holds_verified(&self, key: &str) -> bool {
-        let Ok(meta) = fs::metadata(self.path(key)) else {
+        let Ok(meta) = fs::symlink_metadata(self.path(key)) else {
             return false;
         };
+        if !meta.file_type().is_file() {
+            return false;
+        }
         let memo = self.lock_memo();
         let Some(known) = memo.peek(key) else {
             return false;
@@ -295,7 +452,7 @@ impl DiskStore {
         Version::of(&meta, &known.digest).as_ref() == Some(known)
     }
 
-    fn lock_memo(&self) -> std::sync::MutexGuard<'_, lru::LruCache<String, Version>> {
+    fn lock_memo(&self) -> MutexGuard<'_, lru::LruCache<String, Version>> {
         self.verified.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -315,43 +472,65 @@ impl DiskStore {
     /// Removes one entry (absent is fine).
     pub fn remove(&self, key: &str) {
         self.forget(key);
+        self.lock_index().remove(key);
         let _ = fs::remove_file(self.path(key));
     }
 
-    /// Entries as (path, size, modified), temp files cleaned up on the way.
-    fn scan(&self) -> Vec<(PathBuf, u64, SystemTime)> {
-        let Ok(rd) = fs::read_dir(&self.dir) else {
-            return Vec::new();
-        };
-        let now = SystemTime::now();
-        let mut out = Vec::new();
-        for e in rd.flatten() {
-            let path = e.path();
-            let Ok(meta) = e.metadata() else { continue };
-            let modified = meta.modified().unwrap_or(UNIX_EPOCH);
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if name.starts_with(".tmp-") {
-                if now.duration_since(modified).unwrap_or_default() > STALE_TEMP {
-                    let _ = fs::remove_file(&path);
+    /// Rebuilds the index from the directory (regular `*.vde` files only, in modification
+    /// time order), deleting stale temp files on the way.
+    fn rescan(&self) {
+        let mut entries = Vec::new();
+        if let Ok(rd) = fs::read_dir(&self.dir) {
+            let now = SystemTime::now();
+            for e in rd.flatten() {
+                // the entry's own type: a symlink is not followed
+                let Ok(meta) = e.metadata() else { continue };
+                if !meta.file_type().is_file() {
+                    continue;
                 }
-                continue;
-            }
-            if path.extension().is_some_and(|x| x == EXT) {
-                out.push((path, meta.len(), modified));
+                let modified = meta.modified().unwrap_or(UNIX_EPOCH);
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                if name.starts_with(".tmp-") {
+                    if now.duration_since(modified).unwrap_or_default() > STALE_TEMP {
+                        let _ = fs::remove_file(e.path());
+                    }
+                    continue;
+                }
+                if let Some(key) = name.strip_suffix(&format!(".{EXT}")) {
+                    entries.push((key.to_string(), meta.len(), modified));
+                }
             }
         }
-        out
+        entries.sort_by_key(|e| e.2);
+        let mut index = self.lock_index();
+        index.lru.clear();
+        index.total = 0;
+        for (key, size, _) in entries {
+            index.insert(&key, size);
+        }
+        index.scanned = Instant::now();
     }
 
-    /// Bytes of all entries.
+    /// Deletes the index's least recently used entries until it fits the cap.
+    fn evict_over_cap(&self) -> usize {
+        let victims = self.lock_index().over_cap(self.cap);
+        for key in &victims {
+            self.forget(key);
+            let _ = fs::remove_file(self.path(key));
+        }
+        victims.len()
+    }
+
+    /// Bytes of all entries, as this store's index knows them (its own writes and
+    /// removals, other processes' entries as of its last scan). O(1).
     pub fn bytes(&self) -> u64 {
-        self.scan().iter().map(|e| e.1).sum()
+        self.lock_index().total
     }
 
-    /// Number of entries.
+    /// Number of entries, as the index knows them (see [`bytes`](Self::bytes)).
     pub fn len(&self) -> usize {
-        self.scan().len()
+        self.lock_index().lru.len()
     }
 
     /// True when there are no entries.
@@ -359,34 +538,25 @@ impl DiskStore {
         self.len() == 0
     }
 
-    /// Deletes least recently used entries until the directory is under its cap; returns
-    /// how many were evicted.
+    /// Rescans the directory (picking up other processes' entries), then deletes least
+    /// recently used entries until it is under its cap; returns how many were evicted.
+    /// Puts do this from the in-memory index without the scan.
     ///
     /// # Errors
     /// Never for races with other processes (vanished files are skipped).
     pub fn enforce_cap(&self) -> Result<usize> {
-        let mut entries = self.scan();
-        let mut total: u64 = entries.iter().map(|e| e.1).sum();
-        if total <= self.cap {
-            return Ok(0);
-        }
-        entries.sort_by_key(|e| e.2);
-        let mut evicted = 0;
-        for (path, size, _) in entries {
-            if total <= self.cap {
-                break;
-            }
-            if fs::remove_file(&path).is_ok() {
-                evicted += 1;
-            }
-            total = total.saturating_sub(size);
-        }
-        Ok(evicted)
+        self.rescan();
+        Ok(self.evict_over_cap())
     }
 
     /// Deletes every entry (and temp file); returns how many entries were removed.
     pub fn wipe(&self) -> usize {
         self.lock_memo().clear();
+        {
+            let mut index = self.lock_index();
+            index.lru.clear();
+            index.total = 0;
+        }
         let Ok(rd) = fs::read_dir(&self.dir) else {
             return 0;
         };
@@ -403,7 +573,23 @@ impl DiskStore {
     }
 }
 
-/// A verified entry mapped into memory.
+/// Whether two metadata describe the same file (device and inode; always true where the
+/// platform has no inode identity).
+fn same_file(a: &fs::Metadata, b: &fs::Metadata) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        a.dev() == b.dev() && a.ino() == b.ino()
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        true
+    }
+}
+
+/// A verified entry, held in a private anonymous map (a copy of the file, not a mapping of
+/// it: nothing another process does to the file can change or invalidate it).
 #[derive(Debug)]
 pub struct MappedEntry {
     map: super::Mapped,
@@ -487,9 +673,11 @@ mod tests {
             Some(Miss::Corrupt)
         );
         assert!(!path.exists());
-        // an edit that even restores the modification time is caught by a new store (a
-        // restart), which verifies every version it has not verified itself
+        // an edit that even restores the modification time changes the change time, so the
+        // same store verifies again; so does a new store (a restart), which verifies every
+        // version it has not verified itself
         s.put("k", EntryKind::Model, &payload).unwrap();
+        assert!(s.get("k", EntryKind::Model).is_ok());
         let modified = fs::metadata(&path).unwrap().modified().unwrap();
         let mut bytes = fs::read(&path).unwrap();
         bytes[HEADER + 7] ^= 0x01;
@@ -500,8 +688,188 @@ mod tests {
             .unwrap()
             .set_modified(modified)
             .unwrap();
+        assert_eq!(s.get("k", EntryKind::Model), Err(Miss::Corrupt));
+        s.put("k", EntryKind::Model, &payload).unwrap();
+        let mut bytes = fs::read(&path).unwrap();
+        bytes[HEADER + 7] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
         let (fresh, _) = store(d.path(), 1 << 20, None);
         assert_eq!(fresh.get("k", EntryKind::Model), Err(Miss::Corrupt));
+    }
+
+    #[test]
+    fn entries_under_another_key_or_with_an_edited_header_are_corrupt() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, clock) = store(d.path(), 1 << 20, Some(Duration::from_secs(3600)));
+        let file = |k: &str| d.path().join(format!("{k}.vde"));
+        // an entry renamed to another key's file name: a valid file, for another key
+        s.put("a", EntryKind::Result, b"payload of a").unwrap();
+        s.put("b", EntryKind::Result, b"payload of b").unwrap();
+        fs::rename(file("a"), file("b")).unwrap();
+        let (fresh, _) = store(d.path(), 1 << 20, Some(Duration::from_secs(3600)));
+        assert_eq!(fresh.get("b", EntryKind::Result), Err(Miss::Corrupt));
+        assert!(!file("b").exists(), "removed");
+        s.put("c", EntryKind::Result, b"payload of c").unwrap();
+        fs::copy(file("c"), file("b")).unwrap();
+        assert_eq!(
+            s.get("b", EntryKind::Result),
+            Err(Miss::Corrupt),
+            "same store"
+        );
+        // header edits: a TTL of 0 (none), a later creation time, another kind
+        let edits: [(usize, Vec<u8>); 3] = [
+            (16, 0u64.to_le_bytes().to_vec()),
+            (8, (400u64 * 86_400).to_le_bytes().to_vec()),
+            (6, vec![EntryKind::PathIndex as u8]),
+        ];
+        for (i, (at, bytes)) in edits.iter().enumerate() {
+            let key = format!("h{i}");
+            s.put(&key, EntryKind::Result, b"old entry").unwrap();
+            let mut raw = fs::read(file(&key)).unwrap();
+            raw[*at..*at + bytes.len()].copy_from_slice(bytes);
+            fs::write(file(&key), &raw).unwrap();
+            let kind = if *at == 6 {
+                EntryKind::PathIndex
+            } else {
+                EntryKind::Result
+            };
+            assert_eq!(s.get(&key, kind), Err(Miss::Corrupt), "edit at {at}");
+            assert!(!file(&key).exists(), "edit at {at}: removed");
+        }
+        // a 400-day-old entry whose TTL was zeroed is not served either
+        s.put("old", EntryKind::Result, b"x").unwrap();
+        clock.advance(Duration::from_secs(400 * 86_400));
+        let mut raw = fs::read(file("old")).unwrap();
+        raw[16..24].copy_from_slice(&0u64.to_le_bytes());
+        fs::write(file("old"), &raw).unwrap();
+        assert_eq!(s.get("old", EntryKind::Result), Err(Miss::Corrupt));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn non_regular_files_named_like_entries_are_refused_unopened() {
+        let d = tempfile::tempdir().unwrap();
+        let elsewhere = tempfile::tempdir().unwrap();
+        let (s, _) = store(d.path(), 1 << 20, None);
+        let file = |k: &str| d.path().join(format!("{k}.vde"));
+        let made = std::process::Command::new("mkfifo")
+            .arg(file("fifo"))
+            .status();
+        assert!(
+            matches!(made, Ok(st) if st.success()),
+            "mkfifo is needed for this test: {made:?}"
+        );
+        fs::create_dir(file("dir")).unwrap();
+        // a symlink to a valid entry for the same key, written by a store elsewhere
+        let (other, _) = store(elsewhere.path(), 1 << 20, None);
+        other.put("link", EntryKind::Model, b"linked").unwrap();
+        let target = elsewhere.path().join("link.vde");
+        std::os::unix::fs::symlink(&target, file("link")).unwrap();
+        let (fresh, _) = store(d.path(), 1 << 20, None);
+        assert_eq!(fresh.len(), 0, "only regular files are indexed");
+        // opening a FIFO for reading waits for a writer: run the reads on a thread and
+        // fail, rather than hang, when they block
+        let (tx, rx) = std::sync::mpsc::channel();
+        let d2 = d.path().to_path_buf();
+        std::thread::spawn(move || {
+            let (s, _) = store(&d2, 1 << 20, None);
+            let mut got = Vec::new();
+            for k in ["fifo", "dir", "link"] {
+                got.push((k, s.get(k, EntryKind::Model).err()));
+                got.push((k, s.get_mapped(k, EntryKind::Model).err()));
+            }
+            let _ = tx.send(got);
+        });
+        let got = rx
+            .recv_timeout(Duration::from_secs(10))
+            .expect("a read blocked on a non-regular file");
+        for (k, miss) in got {
+            assert!(
+                matches!(miss, Some(Miss::Corrupt | Miss::Absent)),
+                "{k}: {miss:?}"
+            );
+        }
+        assert!(target.exists(), "a symlink's target is never touched");
+        assert!(!file("link").exists(), "the symlink itself is removed");
+        assert_eq!(s.get("link", EntryKind::Model), Err(Miss::Absent));
+    }
+
+    #[test]
+    fn a_mapped_reload_survives_truncation_and_in_place_edits() {
+        let d = tempfile::tempdir().unwrap();
+        let (s, _) = store(d.path(), 1 << 20, None);
+        let payload: Vec<u8> = (0..200_000u32).map(|i| (i % 251) as u8).collect();
+        let path = d.path().join("m.vde");
+        s.put("m", EntryKind::Model, &payload).unwrap();
+        let entry = s.get_mapped("m", EntryKind::Model).unwrap();
+        // truncating a file that is memory-mapped raises SIGBUS on the next access of the
+        // lost pages; the entry must be a private copy
+        File::options()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+        assert_eq!(entry.payload(), &payload[..]);
+        assert_eq!(
+            s.get_mapped("m", EntryKind::Model).err(),
+            Some(Miss::Corrupt)
+        );
+        // an in-place edit after a verified read, modification time restored: caught by
+        // the change time even in the store that verified the version
+        s.put("m", EntryKind::Model, &payload).unwrap();
+        let entry = s.get_mapped("m", EntryKind::Model).unwrap();
+        let modified = fs::metadata(&path).unwrap().modified().unwrap();
+        let mut f = OpenOptions::new().write(true).open(&path).unwrap();
+        std::io::Seek::seek(&mut f, std::io::SeekFrom::Start(HEADER as u64 + 1000)).unwrap();
+        f.write_all(&[0xAA; 64]).unwrap();
+        f.set_modified(modified).unwrap();
+        drop(f);
+        assert_eq!(entry.payload(), &payload[..], "the held copy is unchanged");
+        assert_eq!(
+            s.get_mapped("m", EntryKind::Model).err(),
+            Some(Miss::Corrupt)
+        );
+    }
+
+    #[test]
+    fn the_cap_is_kept_from_the_index_and_a_rescan_finds_other_writers() {
+        let d = tempfile::tempdir().unwrap();
+        let entry = 1000 + HEADER as u64;
+        let (s, _) = store(d.path(), 3 * entry, None);
+        // another process's entries, written after this store's scan
+        let (other, _) = store(d.path(), u64::MAX, None);
+        for k in ["x", "y"] {
+            other.put(k, EntryKind::Result, &[2u8; 1000]).unwrap();
+        }
+        for k in ["a", "b", "c", "d"] {
+            s.put(k, EntryKind::Result, &[1u8; 1000]).unwrap();
+        }
+        // puts evict from the index (no directory scan): "a" went, the others are unseen
+        assert_eq!((s.len(), s.bytes()), (3, 3 * entry));
+        assert!(s.get("a", EntryKind::Result).is_err());
+        assert!(d.path().join("x.vde").exists());
+        // an explicit enforce_cap rescans: the oldest ("x", "y", then "b") go
+        assert_eq!(s.enforce_cap().unwrap(), 2);
+        assert_eq!((s.len(), s.bytes()), (3, 3 * entry));
+        for k in ["b", "c", "d"] {
+            assert!(s.get(k, EntryKind::Result).is_ok(), "{k}");
+        }
+        // removals and hits keep the index exact
+        s.remove("b");
+        assert_eq!((s.len(), s.bytes()), (2, 2 * entry));
+        let (fresh, _) = store(d.path(), 3 * entry, None);
+        assert_eq!((fresh.len(), fresh.bytes()), (2, 2 * entry));
+    }
+
+    #[test]
+    fn an_unwritable_directory_fails_open() {
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("plain");
+        fs::write(&file, b"not a directory").unwrap();
+        let t: Arc<ManualClock> = Arc::new(ManualClock::new());
+        let e = DiskStore::open(file.join("sub"), 1 << 20, None, t).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Cache(_)), "{e}");
     }
 
     #[test]

@@ -2,13 +2,20 @@
 //! with host and disk fallback.
 //!
 //! - [`ResultCache`] (`result.rs`): preprocessed tensors keyed by input content + pipeline
-//!   hash + engine version; memory tier weighted by bytes, disk tier with a byte cap, TTL and
-//!   checksums; an optional `(path, size, mtime)` fast path that skips hashing.
+//!   hash + engine version + build fingerprint ([`crate::BUILD_ID`]); memory tier weighted
+//!   by bytes, disk tier with a byte cap, TTL and checksums; an optional fast path that skips
+//!   hashing files whose `(path, size, mtime, device, inode, ctime)` was seen before.
 //! - [`ModelCache`] (`model.rs`): named tensor sets (the face detector's weights) in three
 //!   tiers: GPU-resident LRU under the GPU budget, host LRU, disk in a fast binary form that
-//!   reloads by memory-mapping; single-flight loads; preloading.
+//!   reloads into an anonymous map viewed in place (read and verified, never a mapping of
+//!   the file); single-flight loads; preloading.
 //! - [`DiskStore`] (`disk.rs`): the shared persistent tier (atomic writes, checksums, TTL,
-//!   LRU byte cap, safe for several processes).
+//!   LRU byte cap kept by an in-memory index, safe for several processes).
+//!
+//! A disk tier whose directory cannot be created or written is switched off with a warning
+//! ([`ResultCache::disk_warning`], [`ModelCache::disk_warning`], gathered by
+//! [`Engine::warnings`](crate::Engine::warnings)): the caches then run in memory only, and
+//! nothing fails because of them.
 //!
 //! Identity photos are sensitive: nothing is persisted unless a directory is configured,
 //! every persistent entry has a TTL, and `wipe()` removes everything.
@@ -53,19 +60,24 @@ impl TierSettings {
     }
 
     /// Opens the disk tier, if a directory was set, with entries living `ttl` (`None`: no
-    /// expiry).
+    /// expiry). A directory that cannot be created or written gives no disk tier and a
+    /// warning naming `what` (the cache) and the cause, never an error.
     pub(crate) fn open_disk(
         &self,
+        what: &str,
         ttl: Option<Duration>,
-    ) -> crate::error::Result<Option<DiskStore>> {
-        match &self.dir {
-            Some(d) => Ok(Some(DiskStore::open(
-                d,
-                self.disk_bytes,
-                ttl,
-                self.clock.clone(),
-            )?)),
-            None => Ok(None),
+    ) -> (Option<DiskStore>, Option<String>) {
+        let Some(d) = &self.dir else {
+            return (None, None);
+        };
+        match DiskStore::open(d, self.disk_bytes, ttl, self.clock.clone()) {
+            Ok(s) => (Some(s), None),
+            Err(e) => (
+                None,
+                Some(format!(
+                    "{what}: disk tier off, running in memory only: {e}"
+                )),
+            ),
         }
     }
 }
@@ -286,18 +298,6 @@ impl<K: Hash + Eq + Clone, V> WeightedLru<K, V> {
 }
 
 pub(crate) use crate::model::Mapped;
-
-/// Maps `f` read-only.
-pub(crate) fn map_file(f: &std::fs::File) -> std::io::Result<Mapped> {
-    // SAFETY: the mapping is read-only, and cache files are never modified in place: writers
-    // create a new file and rename it over the old name, so a mapped inode's bytes do not
-    // change while mapped (a concurrent writer replaces the directory entry, not the data).
-    // Deleting the file keeps the mapped inode alive until the map is dropped.
-    #[allow(unsafe_code, reason = "memory-mapped reload of immutable cache files")]
-    unsafe {
-        memmap2::Mmap::map(f)
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -5,8 +5,8 @@
 //!                        miss -> get(name) -> upload -> GPU tier (LRU under its budget;
 //!                        an evicted model keeps its host copy)
 //! get(name)              host tier hit -> Arc
-//!                        miss -> single flight: disk tier (fast binary form, memory-mapped,
-//!                        no parsing) -> else the source (TF.js manifest + .bin, dequantized)
+//!                        miss -> single flight: disk tier (fast binary form, read and
+//!                        verified into an anonymous map, viewed in place, no parsing) -> else the source (TF.js manifest + .bin, dequantized)
 //!                        -> host tier (LRU under its budget; an evicted model is written to
 //!                        the disk tier first)
 //! ```
@@ -95,6 +95,7 @@ pub struct ModelCache {
     inflight: Mutex<HashMap<String, Arc<Flight>>>,
     stats: Mutex<ModelCacheStats>,
     listener: Option<Arc<dyn CacheListener>>,
+    disk_warning: Option<String>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -104,10 +105,13 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 impl ModelCache {
     /// A cache with `cfg`.
     ///
+    /// A spill directory that cannot be created or written leaves the cache without its
+    /// disk tier, with a warning ([`disk_warning`](Self::disk_warning)).
+    ///
     /// # Errors
-    /// `Cache` when the spill directory cannot be created.
+    /// None at present (the `Result` is kept for settings that may fail later).
     pub fn new(cfg: ModelCacheConfig) -> Result<ModelCache> {
-        let disk = cfg.tiers.open_disk(None)?;
+        let (disk, disk_warning) = cfg.tiers.open_disk("model cache", None);
         Ok(ModelCache {
             sources: Mutex::new(HashMap::new()),
             gpu: Mutex::new(WeightedLru::new(cfg.gpu_bytes)),
@@ -116,7 +120,14 @@ impl ModelCache {
             inflight: Mutex::new(HashMap::new()),
             stats: Mutex::new(ModelCacheStats::default()),
             listener: cfg.tiers.listener,
+            disk_warning,
         })
+    }
+
+    /// Why the configured disk tier is off (its directory could not be created or written),
+    /// if it is.
+    pub fn disk_warning(&self) -> Option<&str> {
+        self.disk_warning.as_deref()
     }
 
     fn emit(&self, e: CacheEvent) {
@@ -133,9 +144,13 @@ impl ModelCache {
     fn disk_key(&self, name: &str) -> Option<String> {
         let src = lock(&self.sources).get(name)?.fingerprint();
         let mut h = blake3::Hasher::new();
-        h.update(b"veridoc.model.v1\0");
+        h.update(b"veridoc.model.v2\0");
         h.update(name.as_bytes());
+        h.update(b"\0");
         h.update(src.as_bytes());
+        // a rebuilt engine re-derives the fast form from the source once
+        h.update(b"\0");
+        h.update(crate::BUILD_ID.as_bytes());
         Some(h.finalize().to_hex().to_string())
     }
 

@@ -1,11 +1,19 @@
 //! The result cache: preprocessed tensors, in memory (LRU weighted by bytes) and on disk.
 //!
 //! ```text
-//! key = blake3("veridoc.result.v1" | input digest | pipeline.stable_hash() | engine version)
+//! key = blake3("veridoc.result.v2" | input digest | pipeline.stable_hash() | engine version
+//!              | build fingerprint)
 //! input digest = blake3(encoded bytes) | blake3(frame size + pixels)
-//!   fast path for files: (canonical path, size, mtime ns) -> digest, remembered in memory
-//!   and on disk; any change of the file changes size or mtime, so a stale digest is never
-//!   used (set `fast_path(false)` for filesystems whose mtime is coarse or unreliable)
+//!   fast path for files (unix only; elsewhere every file is hashed):
+//!   (canonical path, size, mtime ns, device, inode, ctime ns) -> digest, remembered in
+//!   memory and on disk. A write or a rename into place changes the change time (which no
+//!   writer can set back) or the inode, so an edit that keeps the size and restores the
+//!   mtime, or a same-size file renamed over the old one, is hashed again. Residual: two
+//!   writes within one tick of the filesystem's timestamp clock (a few ms on ext4, xfs,
+//!   btrfs, tmpfs; 1-2 s on FAT, HFS+ and some network filesystems) can share a ctime; set
+//!   `fast_path(false)` where inputs are rewritten that fast or timestamps are coarse.
+//!   The build fingerprint ([`crate::BUILD_ID`]) makes a rebuilt engine miss every entry
+//!   its predecessor wrote.
 //! get: memory -> disk (verified, then promoted to memory) -> miss
 //! put: memory (evicting LRU entries by bytes) and disk (atomic, checksummed, TTL, capped)
 //! ```
@@ -74,7 +82,8 @@ impl CacheConfig {
         self
     }
 
-    /// Skip hashing files whose (path, size, mtime) was seen before. Default: true.
+    /// Skip hashing files whose (path, size, mtime, device, inode, ctime) was seen before
+    /// (unix only; elsewhere files are always hashed). Default: true.
     pub fn fast_path(mut self, on: bool) -> Self {
         self.fast_path = on;
         self
@@ -88,13 +97,29 @@ pub struct ResultCacheStats {
     pub memory: TierStats,
     /// The disk tier (`bytes` read from the directory).
     pub disk: TierStats,
-    /// Input digests served by the (path, size, mtime) fast path.
+    /// Input digests served by the file-version fast path.
     pub fast_path_hits: u64,
     /// Input digests computed by hashing the content.
     pub digests_computed: u64,
 }
 
-type PathKey = (PathBuf, u64, i128);
+/// A file version as the fast path identifies it: canonical path, size, modification time
+/// (ns since the epoch, -1 unknown), device, inode and change time (ns).
+type PathKey = (PathBuf, u64, i128, u64, u64, i128);
+
+/// The identity of a file version beyond its size and mtime: (device, inode, change time in
+/// ns). `None` off unix, where the fast path is off.
+#[cfg(unix)]
+fn file_identity(meta: &std::fs::Metadata) -> Option<(u64, u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec());
+    Some((meta.dev(), meta.ino(), ctime))
+}
+
+#[cfg(not(unix))]
+fn file_identity(_meta: &std::fs::Metadata) -> Option<(u64, u64, i128)> {
+    None
+}
 
 /// Memory entries of the path fast path (about 100 bytes each).
 const PATH_INDEX_ENTRIES: usize = 100_000;
@@ -108,6 +133,7 @@ pub struct ResultCache {
     fast_path: bool,
     stats: Mutex<ResultCacheStats>,
     listener: Option<Arc<dyn CacheListener>>,
+    disk_warning: Option<String>,
 }
 
 fn hex(b: &[u8; 32]) -> String {
@@ -117,10 +143,13 @@ fn hex(b: &[u8; 32]) -> String {
 impl ResultCache {
     /// A cache with `cfg`.
     ///
+    /// A disk directory that cannot be created or written leaves the cache without its disk
+    /// tier, with a warning ([`disk_warning`](Self::disk_warning)).
+    ///
     /// # Errors
-    /// `Cache` when the disk directory cannot be created.
+    /// None at present (the `Result` is kept for settings that may fail later).
     pub fn new(cfg: CacheConfig) -> Result<ResultCache> {
-        let disk = cfg.tiers.open_disk(Some(cfg.ttl))?;
+        let (disk, disk_warning) = cfg.tiers.open_disk("result cache", Some(cfg.ttl));
         Ok(ResultCache {
             memory: Mutex::new(WeightedLru::new(cfg.memory_bytes)),
             paths: Mutex::new(LruCache::new(
@@ -130,7 +159,14 @@ impl ResultCache {
             fast_path: cfg.fast_path,
             stats: Mutex::new(ResultCacheStats::default()),
             listener: cfg.tiers.listener,
+            disk_warning,
         })
+    }
+
+    /// Why the configured disk tier is off (its directory could not be created or written),
+    /// if it is.
+    pub fn disk_warning(&self) -> Option<&str> {
+        self.disk_warning.as_deref()
     }
 
     fn stats_mut(&self) -> std::sync::MutexGuard<'_, ResultCacheStats> {
@@ -143,17 +179,21 @@ impl ResultCache {
         }
     }
 
-    /// The cache key of an input digest under a pipeline (engine version included).
+    /// The cache key of an input digest under a pipeline (engine version and build
+    /// fingerprint included: a rebuilt engine never serves its predecessor's results).
     pub fn key(input_digest: &[u8; 32], p: &Pipeline) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
-        h.update(b"veridoc.result.v1\0");
+        h.update(b"veridoc.result.v2\0");
         h.update(input_digest);
         h.update(&p.stable_hash());
         h.update(crate::VERSION.as_bytes());
+        h.update(b"\0");
+        h.update(crate::BUILD_ID.as_bytes());
         *h.finalize().as_bytes()
     }
 
-    /// The content digest of an input (the fast path skips hashing unchanged files). Files
+    /// The content digest of an input (the fast path skips hashing unchanged files: same
+    /// path, size, mtime, device, inode and ctime; unix only). Files
     /// are read as the engine reads them: regular files of at most `max_bytes` only
     /// ([`DecodeLimits::max_input_bytes`](crate::DecodeLimits::max_input_bytes)).
     ///
@@ -162,15 +202,19 @@ impl ResultCache {
     /// `Limit` when it is over `max_bytes`.
     pub fn digest(&self, input: &Input, max_bytes: u64) -> Result<[u8; 32]> {
         match input {
-            Input::Path(path) if self.fast_path => {
+            Input::Path(path) if self.fast_path && cfg!(unix) => {
                 let meta = std::fs::metadata(path)?;
                 let mtime = meta
                     .modified()
                     .ok()
                     .and_then(|m| m.duration_since(UNIX_EPOCH).ok())
                     .map_or(-1, |d| d.as_nanos() as i128);
+                let Some((dev, ino, ctime)) = file_identity(&meta) else {
+                    self.stats_mut().digests_computed += 1;
+                    return Ok(content_digest(&crate::input::read_file(path, max_bytes)?));
+                };
                 let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-                let pk = (canon, meta.len(), mtime);
+                let pk = (canon, meta.len(), mtime, dev, ino, ctime);
                 if let Some(d) = self
                     .paths
                     .lock()
@@ -182,10 +226,14 @@ impl ResultCache {
                 }
                 let index_key = {
                     let mut h = blake3::Hasher::new();
-                    h.update(b"veridoc.path.v1\0");
+                    h.update(b"veridoc.path.v2\0");
                     h.update(pk.0.to_string_lossy().as_bytes());
+                    h.update(b"\0");
                     h.update(&pk.1.to_le_bytes());
                     h.update(&pk.2.to_le_bytes());
+                    h.update(&pk.3.to_le_bytes());
+                    h.update(&pk.4.to_le_bytes());
+                    h.update(&pk.5.to_le_bytes());
                     hex(h.finalize().as_bytes())
                 };
                 if let Some(disk) = &self.disk {

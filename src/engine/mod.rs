@@ -175,7 +175,9 @@ impl EngineBuilder {
     /// # Errors
     /// `InvalidInput` when the thread pool cannot be created; `Gpu(NoAdapter)` when the
     /// policy or selection requires a GPU and none is found; other `Gpu` errors when the
-    /// device or its shaders fail to initialize.
+    /// device or its shaders fail to initialize. A cache directory that cannot be created or
+    /// written is not an error: that cache runs without its disk tier, and
+    /// [`Engine::warnings`] says so (also printed once to stderr).
     pub fn build(self) -> Result<Engine> {
         let threads = self.threads.unwrap_or_else(|| {
             std::thread::available_parallelism()
@@ -237,6 +239,10 @@ impl EngineBuilder {
         };
         if let Some(path) = engine.calibration_path() {
             engine.scheduler.load(&path, &engine.fingerprint());
+        }
+        // once per engine: a command-line run shows why its cache directory went unused
+        for w in engine.warnings() {
+            eprintln!("veridoc: warning: {w}");
         }
         Ok(engine)
     }
@@ -310,6 +316,18 @@ impl Engine {
     /// The model cache.
     pub fn models(&self) -> &crate::cache::ModelCache {
         &self.models
+    }
+
+    /// What the engine runs without that it was asked for: a cache disk tier whose
+    /// directory cannot be created or written (the cache then works in memory only). Each
+    /// is also printed once to stderr when the engine is built.
+    pub fn warnings(&self) -> Vec<String> {
+        let results = self.results.as_ref().and_then(|r| r.disk_warning());
+        results
+            .into_iter()
+            .chain(self.models.disk_warning())
+            .map(str::to_string)
+            .collect()
     }
 
     /// Forgets every cached result and model, in memory and on disk; returns the number of

@@ -577,15 +577,18 @@ impl<'e> Verifier<'e> {
         })
     }
 
-    /// The result cache key of a photo: its content, the profile, the models' weights and
-    /// the engine version.
+    /// The result cache key of a photo: its content, the profile, the models' weights, the
+    /// engine version and the build fingerprint ([`crate::BUILD_ID`]: a rebuilt engine, with
+    /// other check constants, never serves its predecessor's reports).
     fn report_key(&self, digest: &[u8; 32]) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
-        h.update(b"veridoc.verify.v2\0");
+        h.update(b"veridoc.verify.v3\0");
         h.update(digest);
         h.update(&self.opts.profile.stable_hash());
         h.update(&self.models.fingerprint);
         h.update(crate::VERSION.as_bytes());
+        h.update(b"\0");
+        h.update(crate::BUILD_ID.as_bytes());
         *h.finalize().as_bytes()
     }
 
