@@ -26,6 +26,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use veridoc::cache::CacheConfig;
+use veridoc::verify::printable;
 use veridoc::{
     Anchor, DType, DevicePolicy, Engine, Filter, Frame, Input, Layout, MemoryLimit, Pipeline,
     Resize, StreamOptions, IMAGENET_MEAN, IMAGENET_STD,
@@ -344,13 +345,13 @@ fn run(a: &Args) -> Result<(), String> {
                         .unwrap_or_default();
                     say(format!(
                         "ok    {} -> {} {:?} {}{shrink}{cached}",
-                        item.name,
+                        printable(&item.name),
                         path.display(),
                         t.shape(),
                         t.dtype().name()
                     ));
                 }
-                Err(e) => say(format!("FAIL  {e}")),
+                Err(e) => say(format!("FAIL  {}", printable(&e.to_string()))),
             }
         })
         .map_err(|e| e.to_string())?;

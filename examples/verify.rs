@@ -13,7 +13,7 @@
 //! (`fixtures/corpus/samples`, built by `scripts/make-corpus.sh`). Exit status 0 when the run completed, whatever the verdicts;
 //! non-zero only when it could not run (bad arguments, no model, unwritable output).
 
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Instant;
@@ -21,7 +21,7 @@ use std::time::Instant;
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressStyle};
 use veridoc::cache::CacheConfig;
-use veridoc::verify::{Profile, Verdict, VerifyOptions};
+use veridoc::verify::{printable, Profile, Verdict, VerifyOptions};
 use veridoc::{DevicePolicy, Engine, Input, Placement};
 
 #[global_allocator]
@@ -77,6 +77,12 @@ fn collect_inputs(paths: &[PathBuf]) -> Result<Vec<Input>, String> {
 
 fn run(a: Args) -> Result<(), String> {
     let profile = Profile::resolve(&a.profile).map_err(|e| e.to_string())?;
+    // Output paths are checked before any work: an unwritable --json fails now.
+    let json_out = a
+        .json
+        .as_ref()
+        .map(|p| std::fs::File::create(p).map_err(|e| format!("--json {}: {e}", p.display())))
+        .transpose()?;
     let (policy, placement) = match a.device.as_str() {
         "cpu" => (DevicePolicy::Cpu, Some(Placement::Cpu)),
         "gpu" => (DevicePolicy::Gpu, Some(Placement::Gpu)),
@@ -155,8 +161,9 @@ fn run(a: Args) -> Result<(), String> {
         let name = Path::new(&r.name)
             .file_name()
             .map_or(r.name.clone(), |n| n.to_string_lossy().into_owned());
+        let name = printable(&name);
         let what = match r.verdict {
-            Verdict::Error => r.error.clone().unwrap_or_default(),
+            Verdict::Error => printable(r.error.as_deref().unwrap_or_default()).into_owned(),
             _ => r.failed.join(", "),
         };
         let verdict = match r.verdict {
@@ -225,10 +232,13 @@ fn run(a: Args) -> Result<(), String> {
         let n = annotate(dir, &inputs, &out.reports)?;
         println!("{n} annotated photos written to {}", dir.display());
     }
-    if let Some(path) = &a.json {
-        let f = std::fs::File::create(path).map_err(|e| format!("{}: {e}", path.display()))?;
-        serde_json::to_writer_pretty(std::io::BufWriter::new(f), &out)
+    if let (Some(path), Some(f)) = (&a.json, json_out) {
+        // Every byte reaches the file or the run fails: the flush's error (a full disk,
+        // /dev/full) is an error, never "reports written" over an empty file.
+        let mut w = std::io::BufWriter::new(f);
+        serde_json::to_writer_pretty(&mut w, &out)
             .map_err(|e| format!("{}: {e}", path.display()))?;
+        w.flush().map_err(|e| format!("{}: {e}", path.display()))?;
         println!("reports written to {}", path.display());
     }
     Ok(())

@@ -272,10 +272,11 @@ impl Tensor {
         Tensor::new(shape, layout, td)
     }
 
-    /// Writes the tensor as a NumPy `.npy` (format 1.0, little-endian, C order).
+    /// Writes the tensor as a NumPy `.npy` (format 1.0, little-endian, C order) and flushes
+    /// `w`, so a buffered writer's last bytes are written (and their errors seen) here.
     ///
     /// # Errors
-    /// I/O errors from `w`.
+    /// I/O errors from `w`, including the flush's (a full disk, `/dev/full`).
     pub fn write_npy(&self, mut w: impl Write) -> Result<()> {
         let descr = match self.dtype() {
             DType::U8 => "|u1",
@@ -306,6 +307,7 @@ impl Tensor {
         w.write_all(&len)?;
         w.write_all(header.as_bytes())?;
         w.write_all(self.as_bytes())?;
+        w.flush()?;
         Ok(())
     }
 }

@@ -156,3 +156,142 @@ fn an_icc_profile_bomb_inflates_no_further_than_the_metadata_limit() {
     let limit = DecodeLimits::default().max_metadata_bytes as usize;
     assert!(grew <= 2 * limit, "peak growth {} MiB", grew / MIB);
 }
+
+/// One small valid file of every supported format (and both JPEG modes).
+fn seed_files() -> Vec<(&'static str, Vec<u8>)> {
+    let f = veridoc::Frame::synthetic(48, 40, 7);
+    let img = image::RgbImage::from_raw(48, 40, f.as_bytes().to_vec()).expect("frame");
+    let img = image::DynamicImage::ImageRgb8(img);
+    let enc = |fmt: image::ImageFormat| {
+        let mut out = std::io::Cursor::new(Vec::new());
+        img.write_to(&mut out, fmt).expect("encode");
+        out.into_inner()
+    };
+    let progressive = {
+        let mut c = mozjpeg::Compress::new(mozjpeg::ColorSpace::JCS_RGB);
+        c.set_size(48, 40);
+        c.set_progressive_mode();
+        c.set_quality(85.0);
+        let mut c = c.start_compress(Vec::new()).expect("start");
+        c.write_scanlines(f.as_bytes()).expect("rows");
+        c.finish().expect("finish")
+    };
+    vec![
+        ("jpeg", f.encode_jpeg(85).expect("jpeg")),
+        ("progressive jpeg", progressive),
+        ("png", enc(image::ImageFormat::Png)),
+        ("gif", enc(image::ImageFormat::Gif)),
+        ("bmp", enc(image::ImageFormat::Bmp)),
+        ("tiff", enc(image::ImageFormat::Tiff)),
+        ("webp", enc(image::ImageFormat::WebP)),
+    ]
+}
+
+/// Mutants per seed file. Seed 0x5EED; a failure names the format and the mutant index,
+/// reproducible with `veridoc::testing::Mutator::new(SEED)`. The release fuzz run
+/// (`examples/fuzz.rs`) runs the same mutator for longer over the real photos too.
+const MUTANTS: usize = 1000;
+const SEED: u64 = 0x5EED;
+
+#[test]
+fn seeded_mutants_of_every_format_decode_or_fail_cleanly_within_bounds() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    // Tight limits keep the worst mutant small: a header bent to claim 65535 px wide
+    // stops at 4 MP, one allocation at 64 MiB, any JPEG at 2 s.
+    let limits = DecodeLimits {
+        max_pixels: 1 << 22,
+        max_alloc: 64 * MIB as u64,
+        max_decode_time: std::time::Duration::from_secs(2),
+        ..DecodeLimits::default()
+    };
+    let mut worst_time = std::time::Duration::ZERO;
+    let mut worst_heap = 0usize;
+    for (format, seed) in seed_files() {
+        let mut m = veridoc::testing::Mutator::new(SEED);
+        let (mut ok, mut failed) = (0usize, 0usize);
+        for i in 0..MUTANTS {
+            let b = m.mutate(&seed);
+            let t = std::time::Instant::now();
+            let (r, grew) = peak_growth(|| {
+                std::panic::catch_unwind(|| {
+                    veridoc::decode::load(&b, &veridoc::DecodeOptions::default(), &limits, |_| {
+                        Ok(1)
+                    })
+                    .map(|d| d.frame.width())
+                })
+            });
+            let took = t.elapsed();
+            let r = r.unwrap_or_else(|_| panic!("{format} mutant {i} panicked"));
+            match r {
+                Ok(_) => ok += 1,
+                Err(_) => failed += 1,
+            }
+            assert!(
+                took < std::time::Duration::from_secs(5),
+                "{format} mutant {i} took {took:?}"
+            );
+            // 4 MP at the largest native pixel (16-bit RGBA, 8 B) plus conversions.
+            assert!(grew < 256 * MIB, "{format} mutant {i}: {} MiB", grew / MIB);
+            worst_time = worst_time.max(took);
+            worst_heap = worst_heap.max(grew);
+        }
+        eprintln!("{format}: {MUTANTS} mutants, {ok} decoded, {failed} refused");
+    }
+    eprintln!(
+        "worst mutant: {:.1} ms, {:.1} MiB of heap",
+        worst_time.as_secs_f64() * 1e3,
+        worst_heap as f64 / MIB as f64
+    );
+}
+
+#[test]
+fn a_batch_of_mutants_gets_one_result_per_item() {
+    let _s = SERIAL.lock().unwrap_or_else(|e| e.into_inner());
+    let mut inputs = Vec::new();
+    for (format, seed) in seed_files() {
+        let mut m = veridoc::testing::Mutator::new(SEED ^ 1);
+        for i in 0..40 {
+            inputs.push(Input::bytes(format!("{format}-{i}"), m.mutate(&seed)));
+        }
+    }
+    let e = Engine::builder()
+        .cpu_threads(2)
+        .device_policy(veridoc::DevicePolicy::Cpu)
+        .decode_limits(DecodeLimits {
+            max_pixels: 1 << 22,
+            ..DecodeLimits::default()
+        })
+        .build()
+        .expect("engine");
+    let p = veridoc::Pipeline::new();
+    let out = e.run(&p, &inputs).expect("batch");
+    assert_eq!(out.items.len(), inputs.len());
+    for (item, input) in out.items.iter().zip(&inputs) {
+        assert_eq!(item.name, input.name(), "results stay in input order");
+    }
+    let failed = out.items.iter().filter(|i| i.result.is_err()).count();
+    eprintln!(
+        "preprocess: {} mutants, {failed} failed alone",
+        inputs.len()
+    );
+    let Some(assets) = common::assets_or_skip("a_batch_of_mutants_gets_one_result_per_item") else {
+        return;
+    };
+    e.register_face_models(assets.join("models"));
+    let v = e
+        .verifier(VerifyOptions::default().use_cache(false))
+        .expect("verifier");
+    let out = v.verify(&inputs);
+    assert_eq!(out.reports.len(), inputs.len());
+    for (r, input) in out.reports.iter().zip(&inputs) {
+        assert_eq!(r.name, input.name());
+    }
+    eprintln!(
+        "verify: {} mutants, {} errors",
+        inputs.len(),
+        out.reports
+            .iter()
+            .filter(|r| r.verdict == Verdict::Error)
+            .count()
+    );
+}

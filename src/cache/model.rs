@@ -24,6 +24,13 @@ use super::{CacheEvent, CacheListener, Tier, TierSettings, TierStats, WeightedLr
 use crate::error::{Error, ErrorKind, Result};
 use crate::model::{Model, ModelSource};
 
+/// A registered source and the digest of its content when it was registered.
+#[derive(Debug, Clone)]
+struct Registered {
+    source: ModelSource,
+    digest: std::result::Result<[u8; 32], String>,
+}
+
 /// Model cache settings. Every field has a documented default.
 #[derive(Debug, Clone)]
 #[must_use]
@@ -88,7 +95,7 @@ type GpuEntry = Arc<dyn Any + Send + Sync>;
 /// The model cache. Thread-safe.
 #[derive(Debug)]
 pub struct ModelCache {
-    sources: Mutex<HashMap<String, ModelSource>>,
+    sources: Mutex<HashMap<String, Registered>>,
     gpu: Mutex<WeightedLru<String, GpuEntry>>,
     host: Mutex<WeightedLru<String, Arc<Model>>>,
     disk: Option<DiskStore>,
@@ -136,13 +143,23 @@ impl ModelCache {
         }
     }
 
-    /// Registers where `name` loads from (replacing any earlier source).
+    /// Registers where `name` loads from (replacing any earlier source) and records a
+    /// digest of its content now: a later load of different content is refused, and the
+    /// disk tier is keyed by content. Files named like face-api's published ones must be
+    /// them ([`crate::model::PUBLISHED`]). A source that cannot be read now is recorded
+    /// as such and reported when the model is first used.
     pub fn register(&self, name: &str, source: ModelSource) {
-        lock(&self.sources).insert(name.to_string(), source);
+        let digest = source
+            .read(name)
+            .map(|b| b.digest)
+            .map_err(|e| e.to_string());
+        lock(&self.sources).insert(name.to_string(), Registered { source, digest });
     }
 
     fn disk_key(&self, name: &str) -> Option<String> {
-        let src = lock(&self.sources).get(name)?.fingerprint();
+        let src = blake3::Hash::from(*lock(&self.sources).get(name)?.digest.as_ref().ok()?)
+            .to_hex()
+            .to_string();
         let mut h = blake3::Hasher::new();
         h.update(b"veridoc.model.v2\0");
         h.update(name.as_bytes());
@@ -231,12 +248,17 @@ impl ModelCache {
                 Err(_) => lock(&self.stats).disk.misses += 1,
             }
         }
-        let source = lock(&self.sources)
+        let Registered { source, digest } = lock(&self.sources)
             .get(name)
             .cloned()
             .ok_or_else(|| Error::new(ErrorKind::Cache(format!("unknown model {name:?}"))))?;
+        let digest = digest.map_err(|e| {
+            Error::new(ErrorKind::Model(format!(
+                "model {name} could not be read when registered: {e}"
+            )))
+        })?;
         let t0 = Instant::now();
-        let m = Arc::new(source.load(name)?);
+        let m = Arc::new(source.load(name, Some(&digest))?);
         {
             let mut s = lock(&self.stats);
             s.source.loads += 1;

@@ -12,7 +12,10 @@
 //! model cache (`crate::cache::ModelCache`) only decides which tier holds them.
 
 mod fast;
+mod integrity;
 mod tfjs;
+
+pub use integrity::{MIN_VARYING, PUBLISHED};
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -157,66 +160,67 @@ pub enum ModelSource {
     },
 }
 
+/// What a source's files hold: the manifest, the weights in manifest order, and the BLAKE3
+/// digest of both (length-prefixed, so no two splits of the same bytes collide).
+pub(crate) struct SourceBytes {
+    manifest: Vec<u8>,
+    weights: Vec<u8>,
+    pub(crate) digest: [u8; 32],
+}
+
 impl ModelSource {
-    pub(crate) fn load(&self, name: &str) -> Result<Model> {
-        match self {
+    /// Reads the source, refusing files named like published ones that are not them.
+    pub(crate) fn read(&self, name: &str) -> Result<SourceBytes> {
+        let (manifest, weights) = match self {
             ModelSource::TfjsFiles { manifest } => {
-                let m = std::fs::read(manifest)?;
-                let paths: Vec<serde_json::Value> = serde_json::from_slice(&m)
+                let file = |p: &std::path::Path| -> Result<Vec<u8>> {
+                    let b = std::fs::read(p).map_err(|e| Error::io_at(p, e))?;
+                    let n = p.file_name().map(|n| n.to_string_lossy().into_owned());
+                    integrity::check_published(name, n.as_deref().unwrap_or_default(), &b)?;
+                    Ok(b)
+                };
+                let m = file(manifest)?;
+                let groups: Vec<serde_json::Value> = serde_json::from_slice(&m)
                     .map_err(|e| Error::new(ErrorKind::Cache(format!("model {name}: {e}"))))?;
                 let dir = manifest.parent().map(PathBuf::from).unwrap_or_default();
                 let mut weights = Vec::new();
-                for g in &paths {
+                for g in &groups {
                     for p in g["paths"].as_array().into_iter().flatten() {
                         let f = p.as_str().unwrap_or_default();
-                        weights.extend_from_slice(&std::fs::read(dir.join(f))?);
+                        weights.extend_from_slice(&file(&dir.join(f))?);
                     }
                 }
-                Model::from_tfjs(name, &m, &weights)
+                (m, weights)
             }
-            ModelSource::TfjsBytes { manifest, weights } => {
-                Model::from_tfjs(name, manifest, weights)
-            }
-        }
+            ModelSource::TfjsBytes { manifest, weights } => (manifest.to_vec(), weights.to_vec()),
+        };
+        let mut h = blake3::Hasher::new();
+        h.update(&(manifest.len() as u64).to_le_bytes());
+        h.update(&manifest);
+        h.update(&weights);
+        Ok(SourceBytes {
+            digest: *h.finalize().as_bytes(),
+            manifest,
+            weights,
+        })
     }
 
-    /// Identifies the source's current content, so a changed source never reloads a stale
-    /// disk copy: file sizes and modification times, or a hash of supplied bytes.
-    pub(crate) fn fingerprint(&self) -> String {
-        match self {
-            ModelSource::TfjsFiles { manifest } => {
-                let meta = |p: &std::path::Path| {
-                    std::fs::metadata(p).ok().map(|m| {
-                        let t = m
-                            .modified()
-                            .ok()
-                            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-                            .map_or(0, |d| d.as_nanos());
-                        format!("{}:{}", m.len(), t)
-                    })
-                };
-                let bin = manifest.with_file_name(
-                    manifest
-                        .file_name()
-                        .map(|n| {
-                            n.to_string_lossy()
-                                .replace("-weights_manifest.json", ".bin")
-                        })
-                        .unwrap_or_default(),
-                );
-                format!(
-                    "{}|{:?}|{:?}",
-                    manifest.display(),
-                    meta(manifest),
-                    meta(&bin)
-                )
-            }
-            ModelSource::TfjsBytes { manifest, weights } => {
-                let mut h = blake3::Hasher::new();
-                h.update(manifest);
-                h.update(weights);
-                h.finalize().to_hex().to_string()
+    /// Loads the model, checking the content against the digest recorded at registration
+    /// (`expected`) and refusing degenerate weights.
+    pub(crate) fn load(&self, name: &str, expected: Option<&[u8; 32]>) -> Result<Model> {
+        let b = self.read(name)?;
+        if let Some(want) = expected {
+            if *want != b.digest {
+                return Err(Error::new(ErrorKind::Model(format!(
+                    "model {name}: its files changed since it was registered (blake3 {} now, \
+                     {} then); register it again to accept the new content",
+                    blake3::Hash::from(b.digest).to_hex(),
+                    blake3::Hash::from(*want).to_hex()
+                ))));
             }
         }
+        let m = Model::from_tfjs(name, &b.manifest, &b.weights)?;
+        m.check_weights()?;
+        Ok(m)
     }
 }

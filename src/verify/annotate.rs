@@ -254,6 +254,7 @@ mod tests {
             failed: vec!["faces".into()],
             error: None,
             profile: "p".into(),
+            profile_hash: String::new(),
             width: 200,
             height: 100,
             checks: vec![Check {

@@ -62,7 +62,7 @@ pub use judge::{check_spec, CheckSpec, CHECKS};
 pub use measure::{CrownSource, Pose, Rect, Subject};
 pub use profile::{Profile, Range};
 pub use report::{
-    Check, CheckStatus, ChunkDecision, PhotoReport, StageTimes, Verdict, VerifyOutput,
+    printable, Check, CheckStatus, ChunkDecision, PhotoReport, StageTimes, Verdict, VerifyOutput,
     VerifySummary, REPORT_SCHEMA,
 };
 
@@ -195,7 +195,9 @@ fn hash_weights(h: &mut blake3::Hasher, m: &crate::model::Model) {
 
 impl Engine {
     /// Registers TinyFaceDetector's TF.js weights manifest (the `.bin` beside it) with the
-    /// model cache under [`TINY_FACE_MODEL`]. Nothing is read until first use.
+    /// model cache under [`TINY_FACE_MODEL`]. The files are read once now to record their
+    /// digest (see [`crate::cache::ModelCache::register`]); the network is built on first
+    /// use.
     pub fn register_face_model(&self, manifest: impl Into<std::path::PathBuf>) {
         self.models().register(
             TINY_FACE_MODEL,
@@ -806,7 +808,7 @@ impl<'e> Verifier<'e> {
             let a = match staged.next() {
                 Some(Ok(a)) => a,
                 Some(Err(e)) => {
-                    done.push((i, PhotoReport::error(name, &profile.name, device, &e)));
+                    done.push((i, PhotoReport::error(name, profile, device, &e)));
                     continue;
                 }
                 None => continue,
@@ -839,12 +841,10 @@ impl<'e> Verifier<'e> {
                         device,
                     )
                 }
-                (Err(e), _, _) | (_, Err(e), _) => {
-                    PhotoReport::error(name, &profile.name, device, e)
-                }
+                (Err(e), _, _) | (_, Err(e), _) => PhotoReport::error(name, profile, device, e),
                 _ => PhotoReport::error(
                     name,
-                    &profile.name,
+                    profile,
                     device,
                     &Error::invalid("verification lost a photo"),
                 ),
@@ -1003,6 +1003,7 @@ fn report(
         failed,
         error: None,
         profile: profile.name.clone(),
+        profile_hash: profile.hash_hex(),
         width: w,
         height: h,
         checks,

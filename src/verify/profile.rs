@@ -460,6 +460,11 @@ impl Profile {
         let json = serde_json::to_vec(self).unwrap_or_default();
         *blake3::hash(&json).as_bytes()
     }
+
+    /// [`Profile::stable_hash`] as hex (what reports carry).
+    pub fn hash_hex(&self) -> String {
+        blake3::Hash::from(self.stable_hash()).to_hex().to_string()
+    }
 }
 
 /// serde reports unknown fields as "unknown field `x`, expected one of ..."; keep the field

@@ -75,8 +75,9 @@ pub struct StageTimes {
 
 /// Version of the report's JSON schema (`docs/report.schema.json`). 2: checks as
 /// `{name, value, min, max, unit, status, clause, message}`, the subject's landmarks and
-/// measurements, the face search's completeness.
-pub const REPORT_SCHEMA: u32 = 2;
+/// measurements, the face search's completeness. 3: `profile_hash`, the hash of the exact
+/// profile the photo was judged against (two profiles of one name are told apart).
+pub const REPORT_SCHEMA: u32 = 3;
 
 /// The verification report of one photo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,6 +95,9 @@ pub struct PhotoReport {
     pub error: Option<String>,
     /// The profile it was judged against.
     pub profile: String,
+    /// BLAKE3 of the profile's canonical JSON ([`crate::verify::Profile::stable_hash`]), hex.
+    #[serde(default)]
+    pub profile_hash: String,
     /// Full-resolution width after EXIF orientation (0 on error).
     pub width: u32,
     /// Full-resolution height after EXIF orientation.
@@ -120,14 +124,20 @@ pub struct PhotoReport {
 }
 
 impl PhotoReport {
-    pub(crate) fn error(name: String, profile: &str, device: Device, e: &crate::Error) -> Self {
+    pub(crate) fn error(
+        name: String,
+        profile: &super::Profile,
+        device: Device,
+        e: &crate::Error,
+    ) -> Self {
         PhotoReport {
             schema_version: REPORT_SCHEMA,
             name,
             verdict: Verdict::Error,
             failed: Vec::new(),
             error: Some(e.to_string()),
-            profile: profile.to_string(),
+            profile: profile.name.clone(),
+            profile_hash: profile.hash_hex(),
             width: 0,
             height: 0,
             checks: Vec::new(),
@@ -270,6 +280,23 @@ impl VerifySummary {
     }
 }
 
+/// `s` with control characters (newline, ESC, ...) escaped as `\n`, `\u{1b}`: names and
+/// messages printed to a terminal cannot forge table rows or send escape sequences.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl std::fmt::Display for VerifySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
@@ -301,5 +328,17 @@ impl std::fmt::Display for VerifySummary {
             writeln!(f, "failed checks: {}", list.join(", "))?;
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn printable_escapes_control_characters() {
+        assert_eq!(super::printable("a b.jpg"), "a b.jpg");
+        assert_eq!(
+            super::printable("x\nok    forged.jpg\u{1b}[2J"),
+            "x\\nok    forged.jpg\\u{1b}[2J"
+        );
     }
 }
