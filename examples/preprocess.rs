@@ -254,6 +254,11 @@ fn run(a: &Args) -> Result<(), String> {
         collect_inputs(&a.inputs)?
     };
     std::fs::create_dir_all(&a.out).map_err(|e| format!("{}: {e}", a.out.display()))?;
+    // Output paths are checked before any work: the directory must take a file.
+    let probe = a.out.join(format!(".veridoc-probe-{}", std::process::id()));
+    std::fs::write(&probe, b"")
+        .and_then(|()| std::fs::remove_file(&probe))
+        .map_err(|e| format!("--out {}: not writable: {e}", a.out.display()))?;
     let mut builder = Engine::builder().device_policy(policy);
     if let Some(b) = &a.host_budget {
         builder = builder.host_memory_limit(MemoryLimit::Bytes(parse_size(b)?));

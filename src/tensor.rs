@@ -316,6 +316,32 @@ impl Tensor {
 mod tests {
     use super::*;
 
+    /// Accepts 10 bytes, then fails like a full disk.
+    struct Full(usize);
+
+    impl Write for Full {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            if self.0 >= 10 {
+                return Err(std::io::Error::from_raw_os_error(28)); // ENOSPC
+            }
+            let n = b.len().min(10 - self.0);
+            self.0 += n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_buffered_write_onto_a_full_disk_is_an_error() {
+        // Small enough to sit in the BufWriter's buffer until the flush: without the flush
+        // in write_npy the error would be dropped with the writer.
+        let t = Tensor::new(vec![4], Layout::Nchw, TensorData::U8(vec![1, 2, 3, 4])).unwrap();
+        let e = t.write_npy(std::io::BufWriter::new(Full(0))).unwrap_err();
+        assert!(matches!(e.kind(), crate::ErrorKind::Io(_)), "{e:?}");
+    }
+
     #[test]
     fn npy_header_is_aligned() {
         let t = Tensor::new(

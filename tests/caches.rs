@@ -565,3 +565,27 @@ fn cold_runs_with_and_without_the_disk_tier() {
         );
     }
 }
+
+#[test]
+fn only_large_inputs_get_a_path_record_that_survives_a_restart() {
+    use veridoc::cache::PATH_RECORD_MIN_BYTES;
+    let d = tempfile::tempdir().unwrap();
+    let dir = d.path().join("c");
+    let small = d.path().join("small.jpg");
+    let large = d.path().join("large.jpg");
+    std::fs::write(&small, vec![7u8; 4096]).unwrap();
+    std::fs::write(&large, vec![9u8; PATH_RECORD_MIN_BYTES as usize]).unwrap();
+    let (s, l) = (Input::path(&small), Input::path(&large));
+    {
+        let c = veridoc::cache::ResultCache::new(CacheConfig::default().disk(&dir)).unwrap();
+        c.digest(&s, u64::MAX).unwrap();
+        c.digest(&l, u64::MAX).unwrap();
+        assert_eq!(c.disk().unwrap().len(), 1, "one record: the large input's");
+    }
+    // after a restart the large input is served by its record, the small one re-hashed
+    let c = veridoc::cache::ResultCache::new(CacheConfig::default().disk(&dir)).unwrap();
+    c.digest(&s, u64::MAX).unwrap();
+    c.digest(&l, u64::MAX).unwrap();
+    let st = c.stats();
+    assert_eq!((st.fast_path_hits, st.digests_computed), (1, 1), "{st:?}");
+}

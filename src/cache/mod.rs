@@ -35,7 +35,7 @@ use crate::clock::{Clock, SystemClock};
 
 pub use disk::{DiskStore, EntryKind, Miss};
 pub use model::{ModelCache, ModelCacheConfig};
-pub use result::{CacheConfig, ResultCache};
+pub use result::{CacheConfig, ResultCache, PATH_RECORD_MIN_BYTES};
 
 /// What both caches' settings share: the disk tier (directory, byte cap, TTL), the wall
 /// clock and the event listener. Each cache's config holds one and exposes its setters

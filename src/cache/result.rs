@@ -121,6 +121,11 @@ fn file_identity(_meta: &std::fs::Metadata) -> Option<(u64, u64, i128)> {
     None
 }
 
+/// Inputs smaller than this get no disk path record (they are re-hashed after a restart):
+/// reading and hashing 256 KiB takes ~0.1 ms on one core here, less than writing a record
+/// file (create, write, rename: the disk tier's ~0.2-0.4 ms per entry, docs/benchmarks.md).
+pub const PATH_RECORD_MIN_BYTES: u64 = 256 << 10;
+
 /// Memory entries of the path fast path (about 100 bytes each).
 const PATH_INDEX_ENTRIES: usize = 100_000;
 
@@ -215,6 +220,12 @@ impl ResultCache {
                 };
                 let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
                 let pk = (canon, meta.len(), mtime, dev, ino, ctime);
+                // Small files skip the disk path record: reading and hashing them costs less
+                // than writing (or looking up) a record file.
+                let disk = self
+                    .disk
+                    .as_ref()
+                    .filter(|_| meta.len() >= PATH_RECORD_MIN_BYTES);
                 if let Some(d) = self
                     .paths
                     .lock()
@@ -236,7 +247,7 @@ impl ResultCache {
                     h.update(&pk.5.to_le_bytes());
                     hex(h.finalize().as_bytes())
                 };
-                if let Some(disk) = &self.disk {
+                if let Some(disk) = disk {
                     if let Ok(b) = disk.get(&index_key, EntryKind::PathIndex) {
                         if let Ok(d) = <[u8; 32]>::try_from(b.as_slice()) {
                             self.paths
@@ -250,7 +261,7 @@ impl ResultCache {
                 }
                 let d = content_digest(&crate::input::read_file(path, max_bytes)?);
                 self.stats_mut().digests_computed += 1;
-                if let Some(disk) = &self.disk {
+                if let Some(disk) = disk {
                     let _ = disk.put(&index_key, EntryKind::PathIndex, &d);
                 }
                 self.paths
