@@ -281,6 +281,10 @@ fn run(a: &Args) -> Result<(), String> {
         }
     }
     let engine = builder.build().map_err(|e| e.to_string())?;
+    // why a configured cache directory went unused, once
+    for w in engine.warnings() {
+        eprintln!("warning: {}", veridoc::verify::printable(&w));
+    }
     if let Some(gpu) = engine.gpu_info() {
         println!("gpu: {gpu}");
     }

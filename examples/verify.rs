@@ -101,6 +101,10 @@ fn run(a: Args) -> Result<(), String> {
         }
     }
     let engine = b.build().map_err(|e| e.to_string())?;
+    // why a configured cache directory went unused, once
+    for w in engine.warnings() {
+        eprintln!("warning: {}", veridoc::verify::printable(&w));
+    }
     let assets = assets_dir();
     let models = a.models.clone().unwrap_or_else(|| assets.join("models"));
     let found = engine.register_face_models(&models);

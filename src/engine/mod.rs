@@ -240,10 +240,7 @@ impl EngineBuilder {
         if let Some(path) = engine.calibration_path() {
             engine.scheduler.load(&path, &engine.fingerprint());
         }
-        // once per engine: a command-line run shows why its cache directory went unused
-        for w in engine.warnings() {
-            eprintln!("veridoc: warning: {w}");
-        }
+        // The library prints nothing: callers show `Engine::warnings` (the CLIs do, once).
         Ok(engine)
     }
 }
@@ -319,8 +316,8 @@ impl Engine {
     }
 
     /// What the engine runs without that it was asked for: a cache disk tier whose
-    /// directory cannot be created or written (the cache then works in memory only). Each
-    /// is also printed once to stderr when the engine is built.
+    /// directory cannot be created or written (the cache then works in memory only). The
+    /// library prints nothing; command-line tools show these once after building.
     pub fn warnings(&self) -> Vec<String> {
         let results = self.results.as_ref().and_then(|r| r.disk_warning());
         results
