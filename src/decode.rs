@@ -563,11 +563,11 @@ mod jpeg {
     }
 
     impl Watch {
-        fn install(limits: &DecodeLimits) -> WatchGuard {
+        fn install(limits: &DecodeLimits, deadline: Option<Instant>) -> WatchGuard {
             let watch = Watch {
                 scans: 0,
                 max_scans: limits.max_jpeg_scans,
-                deadline: limits.deadline(),
+                deadline,
                 limit: limits.max_decode_time,
             };
             WATCH.with(|w| *w.borrow_mut() = Some(watch));
@@ -673,8 +673,14 @@ mod jpeg {
         e
     }
 
-    fn caught<T>(limits: &DecodeLimits, f: impl FnOnce() -> Result<T>) -> Result<T> {
-        let _watch = Watch::install(limits);
+    /// Runs `f` with libjpeg's unwinding errors caught and the watch installed with
+    /// `deadline` (the same instant the caller checks between rows).
+    fn caught<T>(
+        limits: &DecodeLimits,
+        deadline: Option<Instant>,
+        f: impl FnOnce() -> Result<T>,
+    ) -> Result<T> {
+        let _watch = Watch::install(limits, deadline);
         match catch_unwind(AssertUnwindSafe(f)) {
             Ok(r) => r,
             Err(payload) => {
@@ -731,7 +737,7 @@ mod jpeg {
     }
 
     pub(super) fn header(bytes: &[u8], limits: &DecodeLimits) -> Result<Probe> {
-        caught(limits, || {
+        caught(limits, limits.deadline(), || {
             let (d, _) = open(bytes)?;
             use mozjpeg::ColorSpace as C;
             if matches!(d.color_space(), C::JCS_CMYK | C::JCS_YCCK) {
@@ -764,7 +770,7 @@ mod jpeg {
             _ => 1,
         };
         let deadline = limits.deadline();
-        let (pixels, w, h) = caught(limits, || {
+        let (pixels, w, h) = caught(limits, deadline, || {
             let (mut d, hit_eof) = open(bytes)?;
             d.scale((8 / factor) as u8);
             // A progressive file's scans are all read here (the scan limit applies).

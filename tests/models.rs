@@ -37,6 +37,12 @@ fn engine_with(models: &Path, detector: &Path) -> veridoc::Engine {
     e
 }
 
+/// Overwrites `path` with zeros of the same length.
+fn zero(path: &Path) {
+    let len = std::fs::metadata(path).expect("file").len() as usize;
+    std::fs::write(path, vec![0u8; len]).expect("zero");
+}
+
 fn model_error(e: &veridoc::Error) -> String {
     assert!(matches!(e.kind(), ErrorKind::Model(_)), "{e:?}");
     e.to_string()
@@ -58,9 +64,7 @@ fn published_files_load_and_damaged_copies_under_their_names_are_refused() {
     // The same name, all-zero weights of the same length: the pinned digest refuses it.
     let tmp = tempfile::tempdir().expect("tmp");
     let manifest = copy_detector(&models, tmp.path(), DETECTOR);
-    let bin = tmp.path().join(format!("{DETECTOR}.bin"));
-    let len = std::fs::metadata(&bin).expect("bin").len() as usize;
-    std::fs::write(&bin, vec![0u8; len]).expect("zero");
+    zero(&tmp.path().join(format!("{DETECTOR}.bin")));
     let e = engine_with(&models, &manifest);
     let err = e.verifier(VerifyOptions::default()).unwrap_err();
     let msg = model_error(&err);
@@ -74,9 +78,7 @@ fn zeroed_weights_under_another_name_are_refused_as_degenerate() {
     };
     let tmp = tempfile::tempdir().expect("tmp");
     let manifest = copy_detector(&assets.join("models"), tmp.path(), "my_detector");
-    let bin = tmp.path().join("my_detector.bin");
-    let len = std::fs::metadata(&bin).expect("bin").len() as usize;
-    std::fs::write(&bin, vec![0u8; len]).expect("zero");
+    zero(&tmp.path().join("my_detector.bin"));
     let e = engine_with(&assets.join("models"), &manifest);
     let err = e.verifier(VerifyOptions::default()).unwrap_err();
     let msg = model_error(&err);
