@@ -158,7 +158,7 @@ fn run(a: Args) -> Result<String, String> {
                 format!("{:?}", r.verdict),
                 expect,
                 r.failed,
-                r.error.clone().unwrap_or_default()
+                r.error.as_ref().map_or("", |e| e.message.as_str())
             );
         }
         // yaw against the face-mesh reference, every photo with a subject (its yaw is

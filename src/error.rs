@@ -246,6 +246,46 @@ impl Error {
         self
     }
 
+    /// A stable, machine-readable code for the kind of error, for reports, exit summaries
+    /// and scripts (the message may change between versions; the code does not):
+    ///
+    /// | code | meaning | what to do |
+    /// |---|---|---|
+    /// | `invalid_spec` | a spec, profile or setting is invalid | fix the spec |
+    /// | `invalid_input` | an input or argument is unusable | fix the input |
+    /// | `not_found` | a file does not exist | fix the path |
+    /// | `permission_denied` | a file cannot be opened | fix its permissions |
+    /// | `io` | another read or write error | see the message |
+    /// | `decode` | corrupt, truncated or malformed image data | the input is bad |
+    /// | `unsupported` | a format or feature this build cannot handle | convert it |
+    /// | `over_limit` | over a size, pixel, scan or budget limit (can never fit) | raise the limit for trusted inputs |
+    /// | `busy` | a budget is full right now | retry later |
+    /// | `deadline` | the item took longer than its deadline | raise the deadline |
+    /// | `gpu` | the GPU path failed | use the CPU |
+    /// | `cache` | a cache entry or directory problem | clear the cache |
+    /// | `model` | a model is missing or malformed | supply the right model files |
+    /// | `cancelled` | the run was cancelled | none |
+    pub fn code(&self) -> &'static str {
+        match self.kind() {
+            ErrorKind::InvalidSpec { .. } => "invalid_spec",
+            ErrorKind::InvalidInput(_) => "invalid_input",
+            ErrorKind::Decode { .. } => "decode",
+            ErrorKind::Unsupported(_) => "unsupported",
+            ErrorKind::Limit(LimitError::InsufficientNow { .. }) => "busy",
+            ErrorKind::Limit(LimitError::Deadline { .. }) => "deadline",
+            ErrorKind::Limit(_) => "over_limit",
+            ErrorKind::Gpu(_) => "gpu",
+            ErrorKind::Cache(_) => "cache",
+            ErrorKind::Model(_) => "model",
+            ErrorKind::Cancelled => "cancelled",
+            ErrorKind::Io(e) => match e.kind() {
+                std::io::ErrorKind::NotFound => "not_found",
+                std::io::ErrorKind::PermissionDenied => "permission_denied",
+                _ => "io",
+            },
+        }
+    }
+
     /// True when the same request may succeed later (a transient budget shortfall, a device
     /// loss after which a rebuilt engine may work).
     pub fn is_retryable(&self) -> bool {

@@ -73,6 +73,24 @@ impl Input {
         Ok(inputs)
     }
 
+    /// Inputs from command-line style paths, as [`Input::from_paths`] but descending into
+    /// sub-directories when `recursive` (symbolic links to directories are not followed, so
+    /// a link cycle cannot loop), and counting what a directory held that was not taken.
+    ///
+    /// # Errors
+    /// `Io` naming the directory when one cannot be listed.
+    pub fn collect(paths: &[PathBuf], recursive: bool) -> Result<Collected> {
+        let mut out = Collected::default();
+        for p in paths {
+            if p.is_dir() {
+                walk(p, recursive, &mut out)?;
+            } else {
+                out.inputs.push(Input::Path(p.clone()));
+            }
+        }
+        Ok(out)
+    }
+
     /// The name errors and reports use: the path, or the given name.
     pub fn name(&self) -> String {
         match self {
@@ -194,6 +212,43 @@ pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Arc<[u8]>> {
     Ok(buf)
 }
 
+/// What [`Input::collect`] found.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct Collected {
+    /// Inputs in order: each argument in turn, a directory's files sorted by path.
+    pub inputs: Vec<Input>,
+    /// Files in the directories that were not taken: no image extension, not a regular
+    /// file, or a symbolic link to a directory.
+    pub skipped: Vec<PathBuf>,
+    /// Sub-directories not descended into (the walk was not recursive).
+    pub subdirs: usize,
+}
+
+fn walk(dir: &Path, recursive: bool, out: &mut Collected) -> Result<()> {
+    let mut entries: Vec<(PathBuf, std::fs::FileType)> = std::fs::read_dir(dir)
+        .map_err(|e| Error::io_at(dir, e))?
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_type().ok().map(|t| (e.path(), t)))
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (path, t) in entries {
+        if t.is_dir() {
+            if recursive {
+                walk(&path, recursive, out)?;
+            } else {
+                out.subdirs += 1;
+            }
+        } else if is_image_name(&path) && path.is_file() {
+            // a regular file, or a link to one
+            out.inputs.push(Input::Path(path));
+        } else {
+            out.skipped.push(path);
+        }
+    }
+    Ok(())
+}
+
 /// Whether `p` has an image file extension the decoder supports.
 fn is_image_name(p: &Path) -> bool {
     let ext = p
@@ -237,6 +292,56 @@ mod tests {
         let b = Input::bytes("b", vec![1u8; 10]);
         assert!(b.read(10).unwrap().is_some());
         assert!(b.read(9).is_err());
+    }
+
+    #[test]
+    fn collect_walks_sorted_counts_skips_and_recurses_on_request() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("sub/deeper")).unwrap();
+        for f in [
+            "b.jpg",
+            "a.PNG",
+            "notes.txt",
+            "sub/c.webp",
+            "sub/deeper/d.gif",
+        ] {
+            std::fs::write(d.join(f), b"x").unwrap();
+        }
+        #[cfg(unix)]
+        std::os::unix::fs::symlink(d, d.join("sub/loop")).unwrap();
+        let names = |c: &Collected| -> Vec<String> {
+            c.inputs
+                .iter()
+                .map(|i| {
+                    let n = i.name();
+                    n[d.display().to_string().len() + 1..].to_string()
+                })
+                .collect()
+        };
+        let flat = Input::collect(&[d.to_path_buf()], false).unwrap();
+        assert_eq!(names(&flat), ["a.PNG", "b.jpg"]);
+        assert_eq!(flat.skipped, [d.join("notes.txt")]);
+        assert_eq!(flat.subdirs, 1);
+        let deep = Input::collect(&[d.to_path_buf()], true).unwrap();
+        assert_eq!(
+            names(&deep),
+            ["a.PNG", "b.jpg", "sub/c.webp", "sub/deeper/d.gif"]
+        );
+        // the link back to the root is skipped, not followed (no loop)
+        #[cfg(unix)]
+        assert_eq!(deep.skipped, [d.join("notes.txt"), d.join("sub/loop")]);
+        assert_eq!(deep.subdirs, 0);
+        // a file argument is taken as given (a missing one fails later as its own item)
+        let given = Input::collect(&[d.join("missing.jpg")], true).unwrap();
+        assert_eq!(given.inputs.len(), 1);
+        assert!(
+            Input::collect(&[d.join("nope/")], true)
+                .unwrap()
+                .inputs
+                .len()
+                == 1
+        );
     }
 
     #[test]

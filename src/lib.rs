@@ -79,6 +79,8 @@ mod frame;
 pub mod geometry;
 // The GPU path (wgpu), or its disabled twin in a build without the `gpu` feature: the one
 // place the feature is decided, so the rest of the crate reads the same in both builds.
+#[cfg(feature = "cli")]
+pub mod cli;
 #[cfg(feature = "gpu")]
 pub mod gpu;
 #[cfg(not(feature = "gpu"))]
@@ -104,7 +106,7 @@ pub use engine::{
 };
 pub use error::{fmt_bytes, Error, ErrorKind, GpuError, LimitError, Resource, Result};
 pub use frame::Frame;
-pub use input::Input;
+pub use input::{Collected, Input};
 pub use memory::{HostBudget, MemoryLimit, Pressure, Reservation, SysinfoProbe, SystemProbe};
 pub use progress::{Progress, Stage};
 pub use scheduler::{Decision, Device, Placement, Reason};

@@ -4,6 +4,7 @@
 //! limits, and every input still gets exactly one report.
 
 mod common;
+mod schema;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -282,6 +283,7 @@ fn a_batch_of_mutants_gets_one_result_per_item() {
         .verifier(VerifyOptions::default().use_cache(false))
         .expect("verifier");
     let out = v.verify(&inputs);
+    schema::assert_schema(&out);
     assert_eq!(out.reports.len(), inputs.len());
     for (r, input) in out.reports.iter().zip(&inputs) {
         assert_eq!(r.name, input.name());

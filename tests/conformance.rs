@@ -6,6 +6,7 @@
 //! docs/verification.md; this test asserts on a subset per class.
 
 mod common;
+mod schema;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -70,6 +71,7 @@ fn compliant_photos_pass_and_defects_fail_for_the_right_reason() {
         .map(|x| Input::path(dir.join(x["file"].as_str().unwrap_or(""))))
         .collect();
     let out = v.verify(&inputs);
+    schema::assert_schema(&out);
     let pose_path = dir.parent().expect("fixtures").join("reference/pose.json");
     let pose: Option<Value> = if pose_path.exists() {
         Some(json(&pose_path))

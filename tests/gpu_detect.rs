@@ -3,6 +3,7 @@
 //! `--nocapture`). Raw-head parity on random weights is unit-tested in `src/gpu/detect.rs`.
 
 mod common;
+mod schema;
 
 use veridoc::verify::{PhotoReport, VerifyOptions, VerifyOutput};
 use veridoc::{Engine, Input, Placement};
@@ -25,7 +26,9 @@ fn run(e: &Engine, inputs: &[Input], p: Placement) -> VerifyOutput {
         use_cache: false,
         ..Default::default()
     };
-    e.verify(&opts, inputs).expect("verify")
+    let out = e.verify(&opts, inputs).expect("verify");
+    schema::assert_schema(&out);
+    out
 }
 
 fn faces(r: &PhotoReport) -> usize {
@@ -124,6 +127,8 @@ fn gpu_passport_verification_matches_the_cpu_with_every_pass() {
     };
     let g = gpu.verify(&opts(Placement::Gpu), &inputs).expect("gpu");
     let c = cpu.verify(&opts(Placement::Cpu), &inputs).expect("cpu");
+    schema::assert_schema(&g);
+    schema::assert_schema(&c);
     for (a, b) in c.reports.iter().zip(&g.reports) {
         eprintln!(
             "{}: cpu {:?} {:?}, gpu {:?} {:?}",

@@ -4,6 +4,7 @@
 //! degraded copies of them.
 
 mod common;
+mod schema;
 
 use std::path::Path;
 
@@ -176,6 +177,7 @@ fn group_photos_and_no_face_photos_are_rejected_for_the_right_reason() {
     inputs.push(Input::bytes("broken.jpg", vec![0xFF, 0xD8, 0xFF, 0x00]));
     let opts = VerifyOptions::new(Profile::passport()).placement(Placement::Cpu);
     let out = e.verify(&opts, &inputs).unwrap();
+    schema::assert_schema(&out);
     for r in &out.reports {
         print(r);
     }

@@ -55,6 +55,12 @@ impl CancelToken {
     pub fn is_cancelled(&self) -> bool {
         self.0.load(Ordering::Acquire)
     }
+
+    /// The flag behind the token: storing `true` cancels (for signal handlers, e.g.
+    /// `signal_hook::flag::register`, which set a flag and may do nothing else).
+    pub fn flag(&self) -> Arc<AtomicBool> {
+        self.0.clone()
+    }
 }
 
 /// A progress callback.

@@ -150,7 +150,10 @@ fn panel_lines(r: &PhotoReport) -> Vec<(String, [u8; 3])> {
         Verdict::Accepted => ("ACCEPTED".to_string(), GREEN),
         Verdict::Rejected => (format!("REJECTED ({} checks failed)", r.failed.len()), RED),
         Verdict::Error => (
-            format!("ERROR: {}", r.error.clone().unwrap_or_default()),
+            format!(
+                "ERROR: {}",
+                r.error.as_ref().map_or("", |e| e.message.as_str())
+            ),
             RED,
         ),
     };
@@ -249,12 +252,17 @@ mod tests {
     fn report(faces: Vec<Face>) -> PhotoReport {
         PhotoReport {
             schema_version: REPORT_SCHEMA,
+            engine_version: crate::VERSION.into(),
+            build_id: crate::BUILD_ID.into(),
             name: "x".into(),
+            path: None,
             verdict: Verdict::Rejected,
             failed: vec!["faces".into()],
             error: None,
             profile: "p".into(),
             profile_hash: String::new(),
+            models_hash: String::new(),
+            pipeline_hash: String::new(),
             width: 200,
             height: 100,
             checks: vec![Check {

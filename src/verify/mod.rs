@@ -62,9 +62,10 @@ pub use judge::{check_spec, CheckSpec, CHECKS};
 pub use measure::{CrownSource, Pose, Rect, Subject};
 pub use profile::{Profile, Range};
 pub use report::{
-    printable, Check, CheckStatus, ChunkDecision, PhotoReport, StageTimes, Verdict, VerifyOutput,
-    VerifySummary, REPORT_SCHEMA,
+    printable, Check, CheckStatus, ChunkDecision, PhotoReport, ReportError, StageTimes, Verdict,
+    VerifyOutput, VerifySummary, REPORT_SCHEMA,
 };
+use report::{Stamp, SummaryBuilder};
 
 /// The analysis image's longer side is at least this (shrink-on-load stops before going
 /// under it). 960 px keeps a passport portrait's face over 300 px tall for the sharpness
@@ -168,6 +169,8 @@ pub struct Verifier<'e> {
     engine: &'e Engine,
     opts: VerifyOptions,
     models: Models,
+    /// What every report carries about the profile, models and build.
+    stamp: Stamp,
 }
 
 /// A decoded photo ready for the search.
@@ -386,14 +389,16 @@ impl<'e> Verifier<'e> {
         } else {
             None
         };
+        let fingerprint = *h.finalize().as_bytes();
         Ok(Verifier {
             engine,
+            stamp: Stamp::new(&opts.profile, &fingerprint),
             opts,
             models: Models {
                 detector,
                 landmarks: lm,
                 expression: ex,
-                fingerprint: *h.finalize().as_bytes(),
+                fingerprint,
             },
         })
     }
@@ -445,22 +450,73 @@ impl<'e> Verifier<'e> {
         inputs: &[Input],
         mut progress: impl FnMut(usize),
     ) -> VerifyOutput {
-        let start = Instant::now();
         let mut reports = Vec::with_capacity(inputs.len());
+        let summary = self.verify_each(inputs, None, |chunk| {
+            reports.extend(chunk);
+            progress(reports.len());
+            std::ops::ControlFlow::Continue(())
+        });
+        VerifyOutput { reports, summary }
+    }
+
+    /// Verifies `inputs` chunk by chunk (a few dozen photos, batched on the decided path),
+    /// handing each chunk's reports, in input order, to `each` as soon as they are ready,
+    /// and keeping none: memory does not grow with the number of inputs. `each` returning
+    /// `Break`, or `cancel` being cancelled, stops the run after the current chunk (the
+    /// summary then says `cancelled` and counts the photos verified).
+    ///
+    /// # Examples
+    /// ```no_run
+    /// # fn main() -> veridoc::Result<()> {
+    /// use std::ops::ControlFlow;
+    /// use veridoc::verify::{Profile, VerifyOptions};
+    /// use veridoc::{Engine, Input};
+    ///
+    /// let engine = Engine::builder().build()?;
+    /// engine.register_face_models("fixtures/models");
+    /// let verifier = engine.verifier(VerifyOptions::new(Profile::passport()))?;
+    /// let inputs = Input::from_paths(&["photos/".into()])?;
+    /// let summary = verifier.verify_each(&inputs, None, |reports| {
+    ///     for r in reports {
+    ///         println!("{}", serde_json::to_string(&r).unwrap_or_default()); // JSON Lines
+    ///     }
+    ///     ControlFlow::Continue(())
+    /// });
+    /// println!("{summary}");
+    /// # Ok(()) }
+    /// ```
+    pub fn verify_each(
+        &self,
+        inputs: &[Input],
+        cancel: Option<&crate::CancelToken>,
+        mut each: impl FnMut(Vec<PhotoReport>) -> std::ops::ControlFlow<()>,
+    ) -> VerifySummary {
+        let start = Instant::now();
+        let mut acc = SummaryBuilder::default();
         let mut decisions = Vec::new();
+        let mut done = 0usize;
+        let mut cancelled = false;
         for chunk in inputs.chunks(VERIFY_CHUNK) {
-            let first = reports.len();
+            if cancel.is_some_and(crate::CancelToken::is_cancelled) {
+                cancelled = true;
+                break;
+            }
             let (r, decision) = self.verify_chunk(chunk);
             decisions.push(ChunkDecision {
-                first,
+                first: done,
                 photos: chunk.len(),
                 decision,
             });
-            reports.extend(r);
-            progress(reports.len());
+            done += chunk.len();
+            for rep in &r {
+                acc.add(rep);
+            }
+            if each(r).is_break() {
+                cancelled = done < inputs.len();
+                break;
+            }
         }
-        let summary = VerifySummary::from_reports(&reports, decisions, start.elapsed());
-        VerifyOutput { reports, summary }
+        acc.finish(decisions, start.elapsed(), cancelled)
     }
 
     /// Detects faces with every pass of the search.
@@ -614,9 +670,7 @@ impl<'e> Verifier<'e> {
         let mut slots: Vec<Option<PhotoReport>> = keys
             .iter()
             .zip(inputs)
-            .map(|(k, input)| {
-                k.and_then(|k| cache.and_then(|c| cached_report(c, &k, &input.name())))
-            })
+            .map(|(k, input)| k.and_then(|k| cache.and_then(|c| cached_report(c, &k, input))))
             .collect();
         let todo: Vec<usize> = (0..inputs.len()).filter(|&i| slots[i].is_none()).collect();
         if todo.is_empty() {
@@ -804,11 +858,10 @@ impl<'e> Verifier<'e> {
         let mut k = 0usize;
         let mut done: Vec<(usize, PhotoReport)> = Vec::with_capacity(todo.len());
         for (j, &i) in todo.iter().enumerate() {
-            let name = inputs[i].name();
             let a = match staged.next() {
                 Some(Ok(a)) => a,
                 Some(Err(e)) => {
-                    done.push((i, PhotoReport::error(name, profile, device, &e)));
+                    done.push((i, PhotoReport::error(&inputs[i], &self.stamp, device, &e)));
                     continue;
                 }
                 None => continue,
@@ -829,7 +882,8 @@ impl<'e> Verifier<'e> {
                         total_ms: ms(a.decode + pre + det + lm + judge_t[k]),
                     };
                     report(
-                        name,
+                        &inputs[i],
+                        &self.stamp,
                         profile,
                         &a,
                         look_scale[k],
@@ -841,10 +895,12 @@ impl<'e> Verifier<'e> {
                         device,
                     )
                 }
-                (Err(e), _, _) | (_, Err(e), _) => PhotoReport::error(name, profile, device, e),
+                (Err(e), _, _) | (_, Err(e), _) => {
+                    PhotoReport::error(&inputs[i], &self.stamp, device, e)
+                }
                 _ => PhotoReport::error(
-                    name,
-                    profile,
+                    &inputs[i],
+                    &self.stamp,
                     device,
                     &Error::invalid("verification lost a photo"),
                 ),
@@ -943,7 +999,8 @@ impl<'a> Look<'a> {
 /// Builds a photo's report from its judged checks.
 #[allow(clippy::too_many_arguments)]
 fn report(
-    name: String,
+    input: &Input,
+    stamp: &Stamp,
     profile: &Profile,
     a: &Analysed,
     look_scale: f32,
@@ -994,7 +1051,10 @@ fn report(
         .any(|c| c.status == CheckStatus::Skipped && profile.range(&c.name).is_some());
     PhotoReport {
         schema_version: REPORT_SCHEMA,
-        name,
+        engine_version: crate::VERSION.to_string(),
+        build_id: crate::BUILD_ID.to_string(),
+        name: input.name(),
+        path: report::absolute_path(input),
         verdict: if failed.is_empty() && !unmeasured {
             Verdict::Accepted
         } else {
@@ -1002,8 +1062,10 @@ fn report(
         },
         failed,
         error: None,
-        profile: profile.name.clone(),
-        profile_hash: profile.hash_hex(),
+        profile: stamp.profile.clone(),
+        profile_hash: stamp.profile_hash.clone(),
+        models_hash: stamp.models_hash.clone(),
+        pipeline_hash: stamp.pipeline_hash.clone(),
         width: w,
         height: h,
         checks,
@@ -1020,14 +1082,19 @@ fn report(
 /// Reports live in the result cache's tiers as their JSON bytes (a u8 tensor), so they
 /// share its budget, TTL, integrity checks and wipe. A hit carries the requesting input's
 /// name (duplicate content under another name is the same report).
-fn cached_report(c: &crate::cache::ResultCache, key: &[u8; 32], name: &str) -> Option<PhotoReport> {
+fn cached_report(
+    c: &crate::cache::ResultCache,
+    key: &[u8; 32],
+    input: &Input,
+) -> Option<PhotoReport> {
     let t = c.get(key)?;
     let mut r: PhotoReport = serde_json::from_slice(t.as_u8()?).ok()?;
     if r.schema_version != REPORT_SCHEMA {
         return None;
     }
     r.cached = true;
-    r.name = name.to_string();
+    r.name = input.name();
+    r.path = report::absolute_path(input);
     Some(r)
 }
 

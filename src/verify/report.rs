@@ -77,27 +77,109 @@ pub struct StageTimes {
 /// `{name, value, min, max, unit, status, clause, message}`, the subject's landmarks and
 /// measurements, the face search's completeness. 3: `profile_hash`, the hash of the exact
 /// profile the photo was judged against (two profiles of one name are told apart).
-pub const REPORT_SCHEMA: u32 = 3;
+/// 4: `engine_version`, `build_id`, `models_hash`, `pipeline_hash`, the input's absolute
+/// `path`, errors as `{code, message, retryable}` ([`ReportError`]); every key is always
+/// present (`null` where not measured).
+pub const REPORT_SCHEMA: u32 = 4;
+
+/// Why a photo could not be processed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReportError {
+    /// A stable code for the kind of failure ([`crate::Error::code`]: `not_found`,
+    /// `decode`, `over_limit`, ...), for scripts; it does not change between versions.
+    pub code: String,
+    /// The error in words, naming the input.
+    pub message: String,
+    /// True when the same photo may succeed later (a budget busy right now).
+    pub retryable: bool,
+}
+
+impl ReportError {
+    /// The report form of `e`.
+    pub fn from_error(e: &crate::Error) -> Self {
+        ReportError {
+            code: e.code().to_string(),
+            message: e.to_string(),
+            retryable: e.is_retryable(),
+        }
+    }
+}
+
+/// What every report of one verifier shares: who judged it, with what.
+#[derive(Debug, Clone)]
+pub(crate) struct Stamp {
+    pub(crate) profile: String,
+    pub(crate) profile_hash: String,
+    pub(crate) models_hash: String,
+    pub(crate) pipeline_hash: String,
+}
+
+impl Stamp {
+    /// The stamp of a verifier judging against `profile` with models of `models` content
+    /// hash: `pipeline_hash` binds the engine build and the models (everything that turns
+    /// pixels into measurements, apart from the profile).
+    pub(crate) fn new(profile: &super::Profile, models: &[u8; 32]) -> Stamp {
+        let mut h = blake3::Hasher::new();
+        h.update(b"veridoc.verify.pipeline.v1\0");
+        h.update(crate::VERSION.as_bytes());
+        h.update(b"\0");
+        h.update(crate::BUILD_ID.as_bytes());
+        h.update(models);
+        Stamp {
+            profile: profile.name.clone(),
+            profile_hash: profile.hash_hex(),
+            models_hash: hex(models),
+            pipeline_hash: h.finalize().to_hex().to_string(),
+        }
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// The absolute path of a file input (`None` for in-memory inputs): reports name the input
+/// as given and where it was.
+pub(crate) fn absolute_path(input: &crate::Input) -> Option<String> {
+    match input {
+        crate::Input::Path(p) => Some(
+            std::path::absolute(p)
+                .unwrap_or_else(|_| p.clone())
+                .display()
+                .to_string(),
+        ),
+        _ => None,
+    }
+}
 
 /// The verification report of one photo.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PhotoReport {
     /// [`REPORT_SCHEMA`].
     pub schema_version: u32,
-    /// Input name (path or given name).
+    /// The engine's version (`veridoc::VERSION`).
+    pub engine_version: String,
+    /// The engine build's fingerprint (`veridoc::BUILD_ID`: a hash of its source).
+    pub build_id: String,
+    /// Input name (the path as given, or the given name).
     pub name: String,
+    /// The input's absolute path (`null` for in-memory inputs).
+    pub path: Option<String>,
     /// Accepted, rejected or error.
     pub verdict: Verdict,
     /// Names of the failed checks.
     pub failed: Vec<String>,
-    /// Why the photo could not be processed.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub error: Option<String>,
+    /// Why the photo could not be processed (`null` unless the verdict is `error`).
+    pub error: Option<ReportError>,
     /// The profile it was judged against.
     pub profile: String,
     /// BLAKE3 of the profile's canonical JSON ([`crate::verify::Profile::stable_hash`]), hex.
-    #[serde(default)]
     pub profile_hash: String,
+    /// BLAKE3 over the weights of every model used (detector, landmarks, expression), hex.
+    pub models_hash: String,
+    /// BLAKE3 of the engine version, build and models: two reports with the same
+    /// `pipeline_hash` and `profile_hash` were computed the same way.
+    pub pipeline_hash: String,
     /// Full-resolution width after EXIF orientation (0 on error).
     pub width: u32,
     /// Full-resolution height after EXIF orientation.
@@ -125,19 +207,24 @@ pub struct PhotoReport {
 
 impl PhotoReport {
     pub(crate) fn error(
-        name: String,
-        profile: &super::Profile,
+        input: &crate::Input,
+        stamp: &Stamp,
         device: Device,
         e: &crate::Error,
     ) -> Self {
         PhotoReport {
             schema_version: REPORT_SCHEMA,
-            name,
+            engine_version: crate::VERSION.to_string(),
+            build_id: crate::BUILD_ID.to_string(),
+            name: input.name(),
+            path: absolute_path(input),
             verdict: Verdict::Error,
             failed: Vec::new(),
-            error: Some(e.to_string()),
-            profile: profile.name.clone(),
-            profile_hash: profile.hash_hex(),
+            error: Some(ReportError::from_error(e)),
+            profile: stamp.profile.clone(),
+            profile_hash: stamp.profile_hash.clone(),
+            models_hash: stamp.models_hash.clone(),
+            pipeline_hash: stamp.pipeline_hash.clone(),
             width: 0,
             height: 0,
             checks: Vec::new(),
@@ -163,6 +250,8 @@ pub struct VerifySummary {
     pub rejected: usize,
     /// Photos that could not be processed.
     pub errors: usize,
+    /// How many photos failed with each error code ([`ReportError::code`]).
+    pub errors_by_code: BTreeMap<String, usize>,
     /// How many photos failed each check.
     pub failures_by_check: BTreeMap<String, usize>,
     /// Photos served from the result cache.
@@ -175,10 +264,13 @@ pub struct VerifySummary {
     pub decisions: Vec<ChunkDecision>,
     /// Wall time of the batch, ms.
     pub wall_ms: f64,
-    /// Photos per second over the wall time.
+    /// Processed photos (accepted or rejected, not errors) per second over the wall time.
     pub photos_per_s: f64,
     /// Median per-photo stage times over computed (not cached) photos.
     pub median: StageTimes,
+    /// True when the run was cancelled before every input was verified: `photos` counts
+    /// the ones that were.
+    pub cancelled: bool,
 }
 
 /// Where one chunk of a batch ran, and why.
@@ -214,12 +306,44 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
-impl VerifySummary {
-    pub(crate) fn from_reports(
-        reports: &[PhotoReport],
+/// A [`VerifySummary`] built one report at a time (a stream keeps no reports).
+#[derive(Debug, Default)]
+pub(crate) struct SummaryBuilder {
+    s: VerifySummary,
+    /// Stage times of computed (not cached, not failed) photos, for the medians.
+    timings: Vec<StageTimes>,
+}
+
+impl SummaryBuilder {
+    pub(crate) fn add(&mut self, r: &PhotoReport) {
+        let s = &mut self.s;
+        s.photos += 1;
+        match r.verdict {
+            Verdict::Accepted => s.accepted += 1,
+            Verdict::Rejected => s.rejected += 1,
+            Verdict::Error => {
+                s.errors += 1;
+                if let Some(e) = &r.error {
+                    *s.errors_by_code.entry(e.code.clone()).or_default() += 1;
+                }
+            }
+        }
+        s.cache_hits += r.cached as usize;
+        for f in &r.failed {
+            *s.failures_by_check.entry(f.clone()).or_default() += 1;
+        }
+        if !r.cached && r.verdict != Verdict::Error {
+            self.timings.push(r.timings);
+        }
+    }
+
+    pub(crate) fn finish(
+        self,
         decisions: Vec<ChunkDecision>,
         wall: std::time::Duration,
-    ) -> Self {
+        cancelled: bool,
+    ) -> VerifySummary {
+        let mut s = self.s;
         let mut on_gpu = 0usize;
         let mut on_cpu = 0usize;
         for d in &decisions {
@@ -229,7 +353,7 @@ impl VerifySummary {
             }
         }
         let gpu = on_gpu > on_cpu;
-        let reason = decisions
+        s.reason = decisions
             .iter()
             .filter(|d| (d.decision.placement == Placement::Gpu) == gpu)
             .max_by_key(|d| d.photos)
@@ -237,31 +361,12 @@ impl VerifySummary {
                 || "no photos".to_string(),
                 |d| d.decision.reason.to_string(),
             );
-        let mut s = VerifySummary {
-            photos: reports.len(),
-            device: if gpu { Device::Gpu } else { Device::Cpu },
-            reason,
-            decisions,
-            wall_ms: wall.as_secs_f64() * 1e3,
-            ..Default::default()
-        };
-        for r in reports {
-            match r.verdict {
-                Verdict::Accepted => s.accepted += 1,
-                Verdict::Rejected => s.rejected += 1,
-                Verdict::Error => s.errors += 1,
-            }
-            s.cache_hits += r.cached as usize;
-            for f in &r.failed {
-                *s.failures_by_check.entry(f.clone()).or_default() += 1;
-            }
-        }
-        let computed: Vec<&PhotoReport> = reports
-            .iter()
-            .filter(|r| !r.cached && r.verdict != Verdict::Error)
-            .collect();
-        let m =
-            |f: fn(&StageTimes) -> f64| median(computed.iter().map(|r| f(&r.timings)).collect());
+        s.device = if gpu { Device::Gpu } else { Device::Cpu };
+        s.decisions = decisions;
+        s.wall_ms = wall.as_secs_f64() * 1e3;
+        s.cancelled = cancelled;
+        let t = &self.timings;
+        let m = |f: fn(&StageTimes) -> f64| median(t.iter().map(f).collect());
         s.median = StageTimes {
             decode_ms: m(|t| t.decode_ms),
             preprocess_ms: m(|t| t.preprocess_ms),
@@ -272,11 +377,26 @@ impl VerifySummary {
         };
         // processed photos only: an unreadable file costs nothing and proves nothing
         s.photos_per_s = if wall.as_secs_f64() > 0.0 {
-            (reports.len() - s.errors) as f64 / wall.as_secs_f64()
+            (s.photos - s.errors) as f64 / wall.as_secs_f64()
         } else {
             0.0
         };
         s
+    }
+}
+
+impl VerifySummary {
+    /// The summary of `reports` (in any order) with the chunks' `decisions`, over `wall`.
+    pub fn from_reports(
+        reports: &[PhotoReport],
+        decisions: Vec<ChunkDecision>,
+        wall: std::time::Duration,
+    ) -> Self {
+        let mut b = SummaryBuilder::default();
+        for r in reports {
+            b.add(r);
+        }
+        b.finish(decisions, wall, false)
     }
 }
 
@@ -301,8 +421,13 @@ impl std::fmt::Display for VerifySummary {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         writeln!(
             f,
-            "{} photos: {} accepted, {} rejected, {} errors ({} from cache)",
-            self.photos, self.accepted, self.rejected, self.errors, self.cache_hits
+            "{} photos: {} accepted, {} rejected, {} errors ({} from cache){}",
+            self.photos,
+            self.accepted,
+            self.rejected,
+            self.errors,
+            self.cache_hits,
+            if self.cancelled { "; interrupted" } else { "" }
         )?;
         writeln!(
             f,
@@ -326,6 +451,14 @@ impl std::fmt::Display for VerifySummary {
                 .map(|(k, v)| format!("{k} {v}"))
                 .collect();
             writeln!(f, "failed checks: {}", list.join(", "))?;
+        }
+        if !self.errors_by_code.is_empty() {
+            let list: Vec<String> = self
+                .errors_by_code
+                .iter()
+                .map(|(k, v)| format!("{k} {v}"))
+                .collect();
+            writeln!(f, "errors: {}", list.join(", "))?;
         }
         Ok(())
     }

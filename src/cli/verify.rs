@@ -1,0 +1,488 @@
+//! `veridoc verify`: photos against a profile, results streamed as they are ready.
+
+use std::collections::HashSet;
+use std::io::IsTerminal;
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+
+use super::inputs::InputArgs;
+use super::io::{cell, parse_size, writable_dir, Lines, Sink};
+use super::{exit, DeviceArg, Fatal, Signals};
+use crate::cache::CacheConfig;
+use crate::verify::{PhotoReport, Profile, Verdict, VerifyOptions};
+use crate::{Engine, Input};
+
+/// When the exit status says something went wrong.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum FailOn {
+    /// Exit 3 when some photos could not be processed (the default).
+    Error,
+    /// Also exit 1 when some photos were rejected (and none failed).
+    Rejected,
+    /// Exit 0 whenever the run completed.
+    Never,
+}
+
+/// Width of the photo column of the table.
+const NAME_COLUMN: usize = 40;
+
+#[derive(clap::Args, Debug)]
+pub(super) struct Args {
+    /// Where the networks and their preprocessing run (auto: the scheduler decides per
+    /// chunk from its calibrated cost model).
+    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
+    device: DeviceArg,
+    /// A built-in profile name (`veridoc profile print` lists them) or a profile file
+    /// (.toml or .json; a path needs a separator or an extension).
+    #[arg(long, value_name = "NAME|FILE", default_value = "passport")]
+    profile: String,
+    /// Which outcomes give a non-zero exit status.
+    #[arg(long, value_enum, default_value_t = FailOn::Error)]
+    fail_on: FailOn,
+    /// Write each report as one JSON line as soon as it is ready, then a last line
+    /// `{"summary": ...}` (`-`: standard output; the table then goes to standard error).
+    #[arg(long, value_name = "FILE|-")]
+    jsonl: Option<PathBuf>,
+    /// Write `{"reports": [...], "summary": {...}}` (streamed too: valid after an
+    /// interruption).
+    #[arg(long, value_name = "FILE|-")]
+    json: Option<PathBuf>,
+    /// Write each photo with what verification saw drawn on it as DIR/<name>.jpg.
+    #[arg(long, value_name = "DIR")]
+    annotate: Option<PathBuf>,
+    /// Folder of face-api's models (TinyFaceDetector, 68 landmarks, expression).
+    /// Default: $VERIDOC_MODELS, else the fetched fixtures/models.
+    #[arg(long, value_name = "DIR")]
+    models: Option<PathBuf>,
+    /// Persistent result cache directory: a second run over the same photos is served
+    /// from it. Default: none (nothing is written to disk).
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Memory tier of the result cache.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    cache_memory: u64,
+    /// Disable the result cache.
+    #[arg(long)]
+    no_cache: bool,
+    /// CPU worker threads. Default: all cores.
+    #[arg(long)]
+    threads: Option<usize>,
+    /// No table of photos: only the summary (and the JSON outputs).
+    #[arg(short, long)]
+    quiet: bool,
+    /// After the run, verify each photo alone this many more times (cache off) and print
+    /// the median and p90 single-photo latency.
+    #[arg(long, default_value_t = 0, value_name = "N")]
+    repeat: usize,
+    #[command(flatten)]
+    input: InputArgs,
+}
+
+fn assets_dir() -> PathBuf {
+    std::env::var_os("VERIDOC_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
+}
+
+/// Everything a chunk of reports is written to.
+struct Outputs {
+    lines: Lines,
+    jsonl: Option<Sink>,
+    json: Option<Sink>,
+    json_items: usize,
+    annotate: Option<PathBuf>,
+    annotated: usize,
+    names: HashSet<String>,
+    quiet: bool,
+}
+
+impl Outputs {
+    /// Writes one report everywhere it goes.
+    fn report(&mut self, r: &PhotoReport, input: &Input) -> Result<(), Fatal> {
+        if let Some(s) = &mut self.jsonl {
+            s.record(r)?;
+        }
+        if let Some(s) = &mut self.json {
+            if self.json_items > 0 {
+                s.write(b",\n")?;
+            }
+            let v = serde_json::to_vec(r)?;
+            s.write(&v)?;
+            self.json_items += 1;
+        }
+        if let Some(dir) = &self.annotate {
+            if r.verdict != Verdict::Error {
+                annotate_one(dir, input, r, &mut self.names)?;
+                self.annotated += 1;
+            }
+        }
+        if !self.quiet {
+            self.lines.line(&row(r));
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> Result<(), Fatal> {
+        for s in [&mut self.jsonl, &mut self.json].into_iter().flatten() {
+            s.flush()?;
+        }
+        Ok(())
+    }
+
+    /// The reader of a stream went away (`| head`): stop quietly.
+    fn closed(&self) -> bool {
+        self.lines.closed()
+            || [&self.jsonl, &self.json]
+                .into_iter()
+                .flatten()
+                .any(Sink::closed)
+    }
+}
+
+fn header() -> String {
+    format!(
+        "{:<w$} {:<9} {:>5} {:>9} {:>8}  failed checks / error",
+        "photo",
+        "verdict",
+        "faces",
+        "size",
+        "ms",
+        w = NAME_COLUMN
+    )
+}
+
+fn row(r: &PhotoReport) -> String {
+    let what = match (&r.verdict, &r.error) {
+        (Verdict::Error, Some(e)) => crate::verify::printable(&e.message).into_owned(),
+        _ => r.failed.join(", "),
+    };
+    let verdict = match r.verdict {
+        Verdict::Accepted => "accepted",
+        Verdict::Rejected => "rejected",
+        Verdict::Error => "error",
+    };
+    let ms = if r.cached {
+        "cached".to_string()
+    } else {
+        format!("{:.1}", r.timings.total_ms)
+    };
+    format!(
+        "{:<w$} {:<9} {:>5} {:>9} {:>8}  {}",
+        cell(&r.name, NAME_COLUMN),
+        verdict,
+        r.faces.len(),
+        format!("{}x{}", r.width, r.height),
+        ms,
+        what,
+        w = NAME_COLUMN
+    )
+}
+
+pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
+    let profile = Profile::resolve(&a.profile)?;
+    // Outputs are opened before any work: an unwritable path fails now.
+    let stdout_sinks = [&a.jsonl, &a.json]
+        .into_iter()
+        .flatten()
+        .filter(|p| p.as_path() == Path::new("-"))
+        .count();
+    if stdout_sinks > 1 {
+        return Err(Fatal("only one of --jsonl and --json can be `-`".into()));
+    }
+    let jsonl = a
+        .jsonl
+        .as_deref()
+        .map(|p| Sink::create("--jsonl", p))
+        .transpose()?;
+    let mut json = a
+        .json
+        .as_deref()
+        .map(|p| Sink::create("--json", p))
+        .transpose()?;
+    if let Some(d) = &a.annotate {
+        writable_dir("--annotate", d)?;
+    }
+    let to_stdout = [&jsonl, &json].into_iter().flatten().any(Sink::to_stdout);
+    let (policy, placement) = a.device.policy();
+    let mut b = Engine::builder().device_policy(policy);
+    if let Some(t) = a.threads {
+        b = b.cpu_threads(t);
+    }
+    if !a.no_cache {
+        if let Some(dir) = &a.cache_dir {
+            b = b
+                .cache_dir(dir)
+                .result_cache(CacheConfig::memory(a.cache_memory).disk(dir.join("results")));
+        }
+    }
+    let engine = b.build()?;
+    for w in engine.warnings() {
+        eprintln!("warning: {}", crate::verify::printable(&w));
+    }
+    let assets = assets_dir();
+    let models = a
+        .models
+        .clone()
+        .or_else(|| std::env::var_os("VERIDOC_MODELS").map(PathBuf::from))
+        .unwrap_or_else(|| assets.join("models"));
+    if engine.register_face_models(&models).is_empty() {
+        return Err(Fatal(format!(
+            "no face models in {} (run scripts/fetch-assets.sh, or pass --models)",
+            models.display()
+        )));
+    }
+    let mut select = a.input.clone();
+    if select.is_empty() {
+        // the sample photos and the corpus's sample passport photos (fetched by setup)
+        let dir = assets.join("photos");
+        if !dir.is_dir() {
+            return Err(Fatal(format!(
+                "no inputs, and no sample photos in {} (run scripts/fetch-assets.sh)",
+                dir.display()
+            )));
+        }
+        select.inputs.push(dir);
+        let samples = assets.join("corpus/samples");
+        if samples.is_dir() {
+            select.inputs.push(samples);
+        }
+    }
+    let sel = select.select()?;
+    if let Some(n) = sel.note() {
+        eprintln!("note: {n}");
+    }
+    if sel.inputs.is_empty() {
+        return Err(Fatal("no photos to verify".into()));
+    }
+    let inputs = sel.inputs;
+    let mut opts = VerifyOptions::new(profile).use_cache(!a.no_cache);
+    opts.placement = placement;
+    let verifier = engine.verifier(opts.clone())?;
+
+    let bar = (std::io::stderr().is_terminal() && !a.quiet).then(|| {
+        let b = ProgressBar::new(inputs.len() as u64);
+        b.set_style(
+            ProgressStyle::with_template("{bar:40} {pos}/{len} {per_sec} eta {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar()),
+        );
+        b
+    });
+    if let Some(s) = &mut json {
+        s.write(b"{\"reports\": [\n")?;
+    }
+    let mut out = Outputs {
+        lines: if to_stdout {
+            Lines::stderr()
+        } else {
+            Lines::stdout()
+        },
+        jsonl,
+        json,
+        json_items: 0,
+        annotate: a.annotate.clone(),
+        annotated: 0,
+        names: HashSet::new(),
+        quiet: a.quiet,
+    };
+    if !a.quiet {
+        out.lines.line(&header());
+    }
+    let t0 = Instant::now();
+    let mut failure: Option<Fatal> = None;
+    let mut done = 0usize;
+    let summary = verifier.verify_each(&inputs, Some(&sig.cancel), |chunk| {
+        let n = chunk.len();
+        let written = chunk
+            .iter()
+            .enumerate()
+            .try_for_each(|(k, r)| {
+                let input = &inputs[done + k];
+                match &bar {
+                    Some(b) => b.suspend(|| out.report(r, input)),
+                    None => out.report(r, input),
+                }
+            })
+            .and_then(|()| out.flush());
+        done += n;
+        if let Some(b) = &bar {
+            b.set_position(done as u64);
+        }
+        if let Err(e) = written {
+            failure = Some(e);
+            return ControlFlow::Break(());
+        }
+        if out.closed() || sig.interrupted() {
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    });
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
+    if let Some(e) = failure {
+        return Err(e);
+    }
+    if let Some(s) = &mut out.jsonl {
+        s.record(&serde_json::json!({ "summary": &summary }))?;
+        s.flush()?;
+    }
+    if let Some(s) = &mut out.json {
+        s.write(b"\n],\n\"summary\": ")?;
+        let v = serde_json::to_vec(&summary)?;
+        s.write(&v)?;
+        s.write(b"}\n")?;
+        s.flush()?;
+    }
+    if !out.closed() {
+        out.lines.line("");
+        for l in summary.to_string().lines() {
+            out.lines.line(l);
+        }
+        out.lines
+            .line(&format!("total {:.2} s", t0.elapsed().as_secs_f64()));
+        if let Some(dir) = &out.annotate {
+            out.lines.line(&format!(
+                "{} annotated photos written to {}",
+                out.annotated,
+                dir.display()
+            ));
+        }
+        if let Some(p) = &a.json {
+            out.lines
+                .line(&format!("reports written to {}", p.display()));
+        }
+    }
+    if let Some(e) = out.lines.take_error() {
+        return Err(Fatal(format!("writing the table: {e}")));
+    }
+    if sig.interrupted() {
+        eprintln!(
+            "veridoc: interrupted after {} of {} photos; outputs flushed",
+            summary.photos,
+            inputs.len()
+        );
+        return Ok(sig.code());
+    }
+    if a.repeat > 0 && !out.closed() {
+        latency(&engine, &opts, &inputs, a.repeat, &mut out.lines)?;
+    }
+    Ok(status(&summary, a.fail_on))
+}
+
+/// The exit status of a finished (or quietly stopped) run.
+fn status(s: &crate::verify::VerifySummary, fail_on: FailOn) -> u8 {
+    match fail_on {
+        FailOn::Never => exit::OK,
+        _ if s.errors > 0 => exit::ITEM_ERRORS,
+        FailOn::Rejected if s.rejected > 0 => exit::REJECTED,
+        _ => exit::OK,
+    }
+}
+
+/// `--repeat`: single-photo latency, warm, cache off.
+fn latency(
+    engine: &Engine,
+    opts: &VerifyOptions,
+    inputs: &[Input],
+    repeat: usize,
+    lines: &mut Lines,
+) -> Result<(), Fatal> {
+    let once = engine.verifier(opts.clone().use_cache(false))?;
+    let mut ms = Vec::new();
+    let mut stages = Vec::new();
+    for _ in 0..repeat {
+        for i in inputs {
+            let t = Instant::now();
+            let out = once.verify(std::slice::from_ref(i));
+            ms.push(t.elapsed().as_secs_f64() * 1e3);
+            stages.push(out.summary.median);
+        }
+    }
+    let stage = |f: fn(&crate::verify::StageTimes) -> f64| {
+        quantile(&stages.iter().map(f).collect::<Vec<_>>(), 0.5)
+    };
+    lines.line(&format!(
+        "single-photo latency over {} runs: median {:.1} ms, p90 {:.1} ms, min {:.1} ms \
+         (median stages: decode {:.1}, preprocess {:.1}, detect {:.1}, landmarks {:.1}, checks {:.1} ms)",
+        ms.len(),
+        quantile(&ms, 0.5),
+        quantile(&ms, 0.9),
+        quantile(&ms, 0.0),
+        stage(|s| s.decode_ms),
+        stage(|s| s.preprocess_ms),
+        stage(|s| s.detect_ms),
+        stage(|s| s.landmarks_ms),
+        stage(|s| s.checks_ms)
+    ));
+    Ok(())
+}
+
+/// The `q` quantile of `values`, interpolated linearly between order statistics as NumPy's
+/// default does (the method of veridoc-bench's `Summary`); NaN when empty.
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut v: Vec<f64> = values.iter().copied().filter(|x| !x.is_nan()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n => {
+            let pos = q.clamp(0.0, 1.0) * (n - 1) as f64;
+            let lo = pos.floor() as usize;
+            let hi = (lo + 1).min(n - 1);
+            v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+        }
+    }
+}
+
+/// Longer side of the annotated copies (the photo is decoded at a reduced scale).
+const ANNOTATE_SIDE: u32 = 1200;
+
+/// The photo decoded at the smallest JPEG scale that keeps its longer side at least
+/// `side` (reports are in full-resolution pixels; drawing scales them).
+pub(super) fn decode_reduced(input: &Input, side: u32) -> Result<crate::Frame, crate::Error> {
+    let bytes = match input {
+        Input::Frame { frame, .. } => return Ok(frame.clone()),
+        _ => input
+            .read(crate::DecodeLimits::default().max_input_bytes)?
+            .unwrap_or_else(|| std::sync::Arc::from(Vec::new())),
+    };
+    crate::decode::load(
+        &bytes,
+        &crate::DecodeOptions::default(),
+        &crate::DecodeLimits::default(),
+        |h| {
+            let (w, hh) = h.oriented_size();
+            let long = w.max(hh);
+            Ok([8u32, 4, 2]
+                .into_iter()
+                .find(|k| long / k >= side)
+                .unwrap_or(1))
+        },
+    )
+    .map(|d| d.frame)
+}
+
+/// Writes an annotated copy of one verified photo into `dir` (names made unique).
+fn annotate_one(
+    dir: &Path,
+    input: &Input,
+    r: &PhotoReport,
+    used: &mut HashSet<String>,
+) -> Result<(), Fatal> {
+    let frame = decode_reduced(input, ANNOTATE_SIDE).map_err(|e| Fatal(e.to_string()))?;
+    let img = crate::verify::annotate::annotate(&frame, r);
+    let stem = Path::new(&r.name)
+        .file_stem()
+        .map_or_else(|| "photo".to_string(), |s| s.to_string_lossy().into_owned());
+    let mut name = format!("{stem}.jpg");
+    let mut k = 2;
+    while !used.insert(name.clone()) {
+        name = format!("{stem}_{k}.jpg");
+        k += 1;
+    }
+    let path = dir.join(name);
+    let bytes = img.encode_jpeg(90)?;
+    std::fs::write(&path, bytes).map_err(|e| Fatal(format!("{}: {e}", path.display())))
+}
