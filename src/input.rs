@@ -7,6 +7,26 @@ use crate::error::{Error, LimitError, Resource, Result};
 use crate::frame::Frame;
 
 /// One item of a batch. Errors about an item name it by [`Input::name`].
+///
+/// # Examples
+///
+/// ```
+/// use std::path::PathBuf;
+/// use veridoc::{Frame, Input};
+///
+/// let upload: Vec<u8> = Vec::new(); // e.g. a request body
+/// let mut inputs = vec![
+///     Input::path("photos/a.jpg"),                            // read when processed
+///     Input::bytes("upload-17", upload),                      // encoded, in memory
+///     Input::frame("synthetic", Frame::synthetic(64, 64, 1)), // already decoded
+/// ];
+/// // A directory gives its image files; a file is taken as given (a missing one fails
+/// // later, as its own item).
+/// inputs.extend(Input::from_paths(&[PathBuf::from("photos/b.png")])?);
+/// assert_eq!(inputs[1].name(), "upload-17");
+/// assert_eq!(inputs[3].name(), "photos/b.png");
+/// # Ok::<(), veridoc::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Input {

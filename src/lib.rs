@@ -116,6 +116,11 @@ pub use spec::{
 };
 pub use tensor::{Tensor, TensorData};
 
+/// The README's code samples, compiled by `cargo test --doc` (never part of the API).
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
+
 /// The engine version, part of every persistent cache key.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 

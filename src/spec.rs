@@ -40,6 +40,26 @@ pub const MAX_OUTPUT_SIDE: u32 = 16384;
 
 /// The whole preprocessing description. Every field has a documented default
 /// (`Pipeline::default()` keeps the image as decoded: RGB, u8, NHWC, no resize).
+///
+/// # Examples
+///
+/// ```
+/// use veridoc::{DType, ErrorKind, Layout, Pipeline};
+///
+/// let p = Pipeline::new()
+///     .fill(224, 224) // cover 224x224, cropping the overflow
+///     .imagenet() // scale to [0, 1], then ImageNet mean and std
+///     .layout(Layout::Nchw)
+///     .dtype(DType::F16);
+/// p.validate()?;
+/// // The spec is data (serde), and its hash keys cached results.
+/// assert_eq!(p.clone().stable_hash(), p.stable_hash());
+/// assert_ne!(p.clone().dtype(DType::F32).stable_hash(), p.stable_hash());
+/// // An invalid setting names its field.
+/// let e = Pipeline::new().crop(0, 0, 0, 10).validate().unwrap_err();
+/// assert!(matches!(e.kind(), ErrorKind::InvalidSpec { field, .. } if field == "crop.width"));
+/// # Ok::<(), veridoc::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pipeline {

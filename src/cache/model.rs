@@ -28,7 +28,24 @@ use crate::model::{Model, ModelSource};
 #[derive(Debug, Clone)]
 struct Registered {
     source: ModelSource,
-    digest: std::result::Result<[u8; 32], String>,
+    digest: std::result::Result<[u8; 32], Unread>,
+}
+
+/// Why a source could not be read at registration: an io error (its kind and its message,
+/// which names the file) or another error's message.
+#[derive(Debug, Clone)]
+enum Unread {
+    Io(std::io::ErrorKind, String),
+    Other(String),
+}
+
+impl From<Error> for Unread {
+    fn from(e: Error) -> Unread {
+        match e.kind() {
+            ErrorKind::Io(io) => Unread::Io(io.kind(), io.to_string()),
+            _ => Unread::Other(e.to_string()),
+        }
+    }
 }
 
 /// Model cache settings. Every field has a documented default.
@@ -149,10 +166,7 @@ impl ModelCache {
     /// them ([`crate::model::PUBLISHED`]). A source that cannot be read now is recorded
     /// as such and reported when the model is first used.
     pub fn register(&self, name: &str, source: ModelSource) {
-        let digest = source
-            .read(name)
-            .map(|b| b.digest)
-            .map_err(|e| e.to_string());
+        let digest = source.read(name).map(|b| b.digest).map_err(Unread::from);
         lock(&self.sources).insert(name.to_string(), Registered { source, digest });
     }
 
@@ -252,10 +266,15 @@ impl ModelCache {
             .get(name)
             .cloned()
             .ok_or_else(|| Error::new(ErrorKind::Cache(format!("unknown model {name:?}"))))?;
-        let digest = digest.map_err(|e| {
-            Error::new(ErrorKind::Model(format!(
-                "model {name} could not be read when registered: {e}"
-            )))
+        let digest = digest.map_err(|e| match e {
+            // an unreadable file stays an io error (its message names the file)
+            Unread::Io(kind, msg) => Error::from(std::io::Error::new(
+                kind,
+                format!("model {name} could not be read when registered: {msg}"),
+            )),
+            Unread::Other(msg) => Error::new(ErrorKind::Model(format!(
+                "model {name} could not be read when registered: {msg}"
+            ))),
         })?;
         let t0 = Instant::now();
         let m = Arc::new(source.load(name, Some(&digest))?);
@@ -411,6 +430,24 @@ mod tests {
             manifest: manifest.to_vec().into(),
             weights: w.into(),
         }
+    }
+
+    #[test]
+    fn a_missing_manifest_is_an_io_error_naming_it() {
+        let c = ModelCache::new(ModelCacheConfig::default()).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("gone-weights_manifest.json");
+        c.register(
+            "gone",
+            ModelSource::TfjsFiles {
+                manifest: manifest.clone(),
+            },
+        );
+        let e = c.get("gone").unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Io(_)), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.contains(&manifest.display().to_string()), "{msg}");
+        assert!(msg.contains("when registered"), "{msg}");
     }
 
     #[test]

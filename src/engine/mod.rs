@@ -70,6 +70,23 @@ impl std::str::FromStr for DevicePolicy {
 pub const DEFAULT_HOST_FRACTION: f64 = 0.5;
 
 /// Builds an [`Engine`]. Every setting has a documented default.
+///
+/// # Examples
+///
+/// ```no_run
+/// use veridoc::{DevicePolicy, Engine, MemoryLimit};
+///
+/// let engine = Engine::builder()
+///     .cpu_threads(4)
+///     .device_policy(DevicePolicy::Auto) // the scheduler picks CPU, GPU or a split
+///     .host_memory_limit(MemoryLimit::Bytes(2 << 30))
+///     .cache_dir("/var/cache/veridoc") // the scheduler's calibration
+///     .build()?;
+/// for w in engine.warnings() {
+///     eprintln!("warning: {w}"); // e.g. an unusable cache directory
+/// }
+/// # Ok::<(), veridoc::Error>(())
+/// ```
 #[derive(Debug, Clone)]
 #[must_use]
 pub struct EngineBuilder {
@@ -256,6 +273,25 @@ fn default_cache_dir() -> Option<PathBuf> {
 }
 
 /// The preprocessing engine. Share it across threads by reference or `Arc` (`Send + Sync`).
+///
+/// # Examples
+///
+/// ```
+/// use veridoc::{DevicePolicy, Engine, Frame, Input, Pipeline};
+///
+/// let engine = Engine::builder()
+///     .cpu_threads(2)
+///     .device_policy(DevicePolicy::Cpu)
+///     .no_persist()
+///     .build()?;
+/// let inputs = [Input::frame("synthetic", Frame::synthetic(320, 240, 1))];
+/// let out = engine.run(&Pipeline::new().fit(64, 64), &inputs)?;
+/// match &out.items[0].result {
+///     Ok(tensor) => assert_eq!(tensor.shape(), &[64, 64, 3]), // NHWC u8 by default
+///     Err(e) => panic!("{e}"),
+/// }
+/// # Ok::<(), veridoc::Error>(())
+/// ```
 #[derive(Debug)]
 pub struct Engine {
     pool: Arc<rayon::ThreadPool>,

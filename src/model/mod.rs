@@ -180,8 +180,12 @@ impl ModelSource {
                     Ok(b)
                 };
                 let m = file(manifest)?;
-                let groups: Vec<serde_json::Value> = serde_json::from_slice(&m)
-                    .map_err(|e| Error::new(ErrorKind::Cache(format!("model {name}: {e}"))))?;
+                let groups: Vec<serde_json::Value> = serde_json::from_slice(&m).map_err(|e| {
+                    Error::new(ErrorKind::Cache(format!(
+                        "model {name}: {}: {e}",
+                        manifest.display()
+                    )))
+                })?;
                 let dir = manifest.parent().map(PathBuf::from).unwrap_or_default();
                 let mut weights = Vec::new();
                 for g in &groups {
@@ -222,5 +226,52 @@ impl ModelSource {
         let m = Model::from_tfjs(name, &b.manifest, &b.weights)?;
         m.check_weights()?;
         Ok(m)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreadable_files_are_io_errors_naming_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("absent-weights_manifest.json");
+        let e = ModelSource::TfjsFiles {
+            manifest: missing.clone(),
+        }
+        .load("detector", None)
+        .unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Io(_)), "{e:?}");
+        assert!(
+            e.to_string().contains(&missing.display().to_string()),
+            "{e}"
+        );
+        // A weights file the manifest names but that is not there.
+        let manifest = dir.path().join("m-weights_manifest.json");
+        std::fs::write(
+            &manifest,
+            r#"[{"paths": ["m-shard1"], "weights": [{"name": "a", "shape": [1], "dtype": "float32"}]}]"#,
+        )
+        .unwrap();
+        let e = ModelSource::TfjsFiles {
+            manifest: manifest.clone(),
+        }
+        .load("m", None)
+        .unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Io(_)), "{e:?}");
+        let shard = dir.path().join("m-shard1");
+        assert!(e.to_string().contains(&shard.display().to_string()), "{e}");
+        // A manifest that is not JSON is named too.
+        std::fs::write(&manifest, "not json").unwrap();
+        let e = ModelSource::TfjsFiles {
+            manifest: manifest.clone(),
+        }
+        .load("m", None)
+        .unwrap_err();
+        assert!(
+            e.to_string().contains(&manifest.display().to_string()),
+            "{e}"
+        );
     }
 }

@@ -1,12 +1,109 @@
 //! Verification profiles: the acceptance ranges, as data (JSON or TOML).
 //!
 //! Unknown fields are errors that name the field, so a typo in a custom profile never
-//! silently falls back to a default.
+//! silently falls back to a default. A profile file may start from another profile
+//! (`extends = "passport"`, or a path to another profile file) and give only the fields it
+//! changes; `"off"` switches a check off. docs/verification.md describes the format.
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
 use crate::detect::DetectorConfig;
 use crate::error::{Error, ErrorKind, Result};
+
+/// The value that switches a check off in a profile file (TOML has no `null`; JSON accepts
+/// both).
+const OFF: &str = "off";
+
+/// How many profile files may extend one another in a chain (a file extending a file ...
+/// extending a built-in profile).
+const MAX_EXTENDS_DEPTH: usize = 8;
+
+/// The built-in profiles, by name.
+const BUILTIN_NAMES: &[&str] = &["passport"];
+
+/// What each range field measures, in the struct's (and the printed file's) order; its unit
+/// and clause come from [`super::CHECKS`].
+const FIELD_DOCS: &[(&str, &str)] = &[
+    (
+        "width",
+        "Photo width in pixels (after EXIF orientation, full resolution).",
+    ),
+    ("height", "Photo height in pixels."),
+    ("aspect", "Width / height."),
+    ("faces", "Number of faces found anywhere in the photo."),
+    (
+        "inter_eye_distance",
+        "Distance between the eye centres, photo pixels.",
+    ),
+    (
+        "eye_line",
+        "Height of the eye midpoint above the bottom edge / photo height.",
+    ),
+    ("eye_center_x", "Eye midpoint x / photo width."),
+    ("head_height", "Chin-to-crown head height / photo height."),
+    ("head_width", "Head width / photo width."),
+    (
+        "head_inside",
+        "Smallest head-to-edge distance / photo height (negative: cut off).",
+    ),
+    ("roll", "In-plane rotation of the eye line, degrees."),
+    ("yaw", "Left-right head rotation, degrees."),
+    ("pitch", "Up-down head rotation estimate, degrees."),
+    ("eyes_open", "Eye aspect ratio of the less open eye."),
+    ("mouth_closed", "Inner-lip gap / mouth width."),
+    (
+        "expression_neutral",
+        "Probability of a neutral expression (expression model).",
+    ),
+    (
+        "face_sharpness",
+        "Variance of the Laplacian of the face at its native scale.",
+    ),
+    (
+        "illumination_balance",
+        "Darker face half's mean luma / brighter half's.",
+    ),
+    ("face_brightness", "Mean luma of the face, 0..1."),
+    (
+        "face_highlights",
+        "Fraction of the face's pixels that are clipped highlights.",
+    ),
+    (
+        "face_shadows",
+        "Fraction of the face's pixels that are clipped shadows.",
+    ),
+    (
+        "colourfulness",
+        "Colourfulness of the face (a grayscale photo has 0).",
+    ),
+    (
+        "cast",
+        "Colour cast of the whole photo (gray-world deviation), 0 neutral.",
+    ),
+    (
+        "background_uniformity",
+        "Standard deviation of the background's luma, 0..1.",
+    ),
+    (
+        "background_texture",
+        "Mean gradient magnitude of the background, 0..1 per pixel.",
+    ),
+    ("background_brightness", "Mean background luma, 0..1."),
+    (
+        "image_sharpness",
+        "Whole-image sharpness (variance of the Laplacian, fixed size).",
+    ),
+    ("highlights", "Whole-image fraction of clipped highlights."),
+    ("shadows", "Whole-image fraction of clipped shadows."),
+    ("brightness", "Whole-image mean luma, 0..1."),
+    ("contrast", "Whole-image RMS contrast, 0..1."),
+    ("face_height", "Detector box height / photo height."),
+    ("face_center_x", "Detector box centre x / photo width."),
+    ("face_center_y", "Detector box centre y / photo height."),
+];
 
 /// An inclusive range; either end may be open.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
@@ -82,9 +179,38 @@ impl std::fmt::Display for Range {
     }
 }
 
-/// The acceptance ranges of every check. A check whose range is absent (`null` / missing
-/// where allowed) is not evaluated. Checks marked "(landmarks)" need the 68-point landmark
-/// model, `expression_neutral` the expression model.
+/// The acceptance ranges of every check. A check whose range is `None` is not evaluated:
+/// in a file, `"off"` (or JSON's `null`) or, in a file without `extends`, a missing field.
+/// `width`, `height` and `faces` are always evaluated. Checks marked "(landmarks)" need the
+/// 68-point landmark model, `expression_neutral` the expression model.
+///
+/// A profile file either gives every required field (`name`, `width`, `height`, `faces`;
+/// every other check it leaves out is off) or starts from another profile with `extends`
+/// (a built-in name such as `passport`, or a path to a profile file, relative to the
+/// extending file) and gives only what it changes. The resolved profile keeps no trace of
+/// `extends`: two files that resolve to the same ranges have the same
+/// [`Profile::stable_hash`].
+///
+/// # Examples
+///
+/// ```
+/// use veridoc::verify::{Profile, Range};
+///
+/// let lenient = Profile::from_toml(
+///     r#"
+///     extends = "passport"
+///     name = "passport-lenient-roll"
+///     roll = { min = -12.0, max = 12.0 }
+///     yaw = "off"
+///     "#,
+/// )?;
+/// assert_eq!(lenient.roll, Some(Range::new(-12.0, 12.0)));
+/// assert_eq!(lenient.yaw, None);
+/// assert_eq!(lenient.eye_line, Profile::passport().eye_line);
+/// // The printed form reads back as the same profile.
+/// assert_eq!(Profile::from_toml(&lenient.to_toml())?, lenient);
+/// # Ok::<(), veridoc::Error>(())
+/// ```
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Profile {
@@ -95,100 +221,100 @@ pub struct Profile {
     /// Photo height in pixels.
     pub height: Range,
     /// Width / height.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub aspect: Option<Range>,
     /// Number of faces found anywhere in the photo (the face search's passes).
     pub faces: Range,
     /// Distance between the eye centres, photo pixels (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub inter_eye_distance: Option<Range>,
     /// Height of the eye midpoint above the photo's bottom edge / photo height (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub eye_line: Option<Range>,
     /// Eye midpoint x / photo width (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub eye_center_x: Option<Range>,
     /// Chin-to-crown head height / photo height (landmarks and the head's top edge).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub head_height: Option<Range>,
     /// Head width / photo width (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub head_width: Option<Range>,
     /// Smallest distance from the head (crown, chin, sides) to the photo's edge / photo
     /// height; negative when the head is cut off (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub head_inside: Option<Range>,
     /// In-plane rotation of the eye line, degrees (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub roll: Option<Range>,
     /// Left-right head rotation estimate, degrees (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub yaw: Option<Range>,
     /// Up-down head rotation estimate, degrees (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub pitch: Option<Range>,
     /// Eye aspect ratio of the less open eye (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub eyes_open: Option<Range>,
     /// Inner-lip gap / mouth width (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub mouth_closed: Option<Range>,
     /// Probability of a neutral expression (expression model).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub expression_neutral: Option<Range>,
     /// Variance of the Laplacian of the face at its native scale (downscaled only).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub face_sharpness: Option<Range>,
     /// Darker face half's mean luma / brighter half's (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub illumination_balance: Option<Range>,
     /// Mean luma of the face, 0..1 (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub face_brightness: Option<Range>,
     /// Fraction of the face's pixels that are clipped highlights (hot spots) (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub face_highlights: Option<Range>,
     /// Fraction of the face's pixels that are clipped shadows (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub face_shadows: Option<Range>,
     /// Colourfulness of the face's pixels (a grayscale photo has 0) (landmarks).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub colourfulness: Option<Range>,
     /// Colour cast of the whole photo (gray-world deviation of a channel mean), 0 neutral.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub cast: Option<Range>,
     /// Standard deviation of the background's luma, 0..1 (beside and above the head).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub background_uniformity: Option<Range>,
     /// Mean gradient magnitude of the background, 0..1 per pixel (patterns raise it).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub background_texture: Option<Range>,
     /// Mean background luma, 0..1 (a light background: high).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub background_brightness: Option<Range>,
     /// Whole-image sharpness (variance of the Laplacian at a fixed size).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub image_sharpness: Option<Range>,
     /// Whole-image fraction of clipped highlights (clothing and windows count too).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub highlights: Option<Range>,
     /// Whole-image fraction of clipped shadows.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub shadows: Option<Range>,
     /// Whole-image mean luma, 0..1.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub brightness: Option<Range>,
     /// Whole-image RMS contrast, 0..1.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub contrast: Option<Range>,
     /// Detector box height / photo height (the box spans about brows to chin).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub face_height: Option<Range>,
     /// Detector box centre x / photo width.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub face_center_x: Option<Range>,
     /// Detector box centre y / photo height.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "range_or_off")]
     pub face_center_y: Option<Range>,
     /// Detector settings and the face search.
     #[serde(default)]
@@ -325,38 +451,38 @@ impl Profile {
         })
     }
 
-    /// A built-in profile by name: `passport`.
+    /// The names [`Profile::builtin`] knows, e.g. for a command line's help.
+    pub fn builtin_names() -> &'static [&'static str] {
+        BUILTIN_NAMES
+    }
+
+    /// A built-in profile by name ([`Profile::builtin_names`]): `passport`.
     ///
     /// # Errors
     /// `InvalidSpec` for an unknown name.
     pub fn builtin(name: &str) -> Result<Profile> {
         match name {
             "passport" => Ok(Profile::passport()),
-            _ => Err(Error::new(ErrorKind::InvalidSpec {
-                field: "profile".into(),
-                reason: format!("unknown built-in profile `{name}` (built-in: passport)"),
-            })),
+            _ => Err(unknown_builtin("profile", name)),
         }
     }
 
-    /// Parses a JSON profile.
+    /// Parses a JSON profile. An `extends` that names a file is resolved against the working
+    /// directory ([`Profile::load`] resolves it against the extending file's directory).
     ///
     /// # Errors
-    /// `InvalidSpec` naming the unknown or malformed field, or a bad range.
+    /// `InvalidSpec` naming the unknown or malformed field, or a bad range; as
+    /// [`Profile::load`] for a file named by `extends`.
     pub fn from_json(s: &str) -> Result<Profile> {
-        let p: Profile = serde_json::from_str(s).map_err(|e| parse_error(&e.to_string()))?;
-        p.validate()?;
-        Ok(p)
+        parse(s, Format::Json, None, &mut Vec::new())
     }
 
-    /// Parses a TOML profile.
+    /// Parses a TOML profile (`extends` as in [`Profile::from_json`]).
     ///
     /// # Errors
     /// As [`Profile::from_json`].
     pub fn from_toml(s: &str) -> Result<Profile> {
-        let p: Profile = toml::from_str(s).map_err(|e| parse_error(e.message()))?;
-        p.validate()?;
-        Ok(p)
+        parse(s, Format::Toml, None, &mut Vec::new())
     }
 
     /// A profile named on a command line or in a request: a bare name (no path separator, no
@@ -365,30 +491,74 @@ impl Profile {
     /// ([`Profile::load`]).
     ///
     /// # Errors
-    /// As [`Profile::builtin`] for a bare name, as [`Profile::load`] for a path.
+    /// As [`Profile::builtin`] for a bare name, as [`Profile::load`] for a path (a missing
+    /// file is an `Io` error naming it).
     pub fn resolve(arg: &str) -> Result<Profile> {
-        let path = std::path::Path::new(arg);
-        let is_path = arg.contains('/')
-            || arg.contains(std::path::MAIN_SEPARATOR)
-            || path.extension().is_some();
-        if is_path {
-            Profile::load(path)
+        if is_path(arg) {
+            Profile::load(Path::new(arg))
         } else {
             Profile::builtin(arg)
         }
     }
 
-    /// Loads a profile file (`.toml` as TOML, anything else as JSON).
+    /// Loads a profile file (`.toml` as TOML, anything else as JSON), resolving its
+    /// `extends` chain: a built-in name, or a profile file whose relative path is taken from
+    /// the extending file's directory (at most 8 files in a chain; a cycle is refused).
     ///
     /// # Errors
-    /// `Io` (naming the path) when the file cannot be read, else as [`Profile::from_json`].
-    pub fn load(path: &std::path::Path) -> Result<Profile> {
-        let s = std::fs::read_to_string(path).map_err(|e| Error::io_at(path, e))?;
-        if path.extension().is_some_and(|e| e == "toml") {
-            Profile::from_toml(&s)
-        } else {
-            Profile::from_json(&s)
+    /// `Io` naming the path when a file cannot be read (this one or one it extends);
+    /// otherwise as [`Profile::from_json`], and the error's [`Error::input`] (shown first in
+    /// its message) is the file at fault.
+    pub fn load(path: &Path) -> Result<Profile> {
+        load_file(path, &mut Vec::new())
+    }
+
+    /// The profile as a commented TOML file: every field, each after a line saying what it
+    /// measures, its unit and the clause it implements; a check that is off reads `"off"`.
+    /// [`Profile::from_toml`] reads it back as the same profile. (For JSON, serialize the
+    /// profile with serde: an off check is `null`.)
+    pub fn to_toml(&self) -> String {
+        let mut out = String::new();
+        // `write!` to a String cannot fail.
+        let _ = writeln!(
+            out,
+            "# veridoc verification profile `{}`, every field given.\n\
+             # A range is {{ min = .., max = .. }} (inclusive; either end may be left out);\n\
+             # \"{OFF}\" switches a check off. A profile of your own can start with\n\
+             # extends = \"passport\" and give only the fields it changes.\n",
+            printable_name(&self.name),
+        );
+        let _ = writeln!(out, "# Profile name (reports carry it).");
+        let _ = writeln!(out, "name = {}", toml::Value::String(self.name.clone()));
+        for (field, doc) in FIELD_DOCS {
+            let _ = write!(out, "\n# {doc}");
+            if let Some(c) = super::check_spec(field) {
+                let _ = write!(out, " Unit: {}; {}.", c.unit, c.clause);
+            }
+            let value = match self.range(field) {
+                Some(r) => toml_range(&r),
+                None => format!("\"{OFF}\""),
+            };
+            let _ = writeln!(out, "\n{field} = {value}");
         }
+        #[derive(Serialize)]
+        struct Detector<'a> {
+            detector: &'a DetectorConfig,
+        }
+        let _ = writeln!(
+            out,
+            "\n# Detector settings and the face search (DetectorConfig and SearchConfig in the\n\
+             # API documentation)."
+        );
+        match toml::to_string(&Detector {
+            detector: &self.detector,
+        }) {
+            Ok(t) => out.push_str(&t),
+            Err(e) => {
+                let _ = writeln!(out, "# (the detector settings could not be written: {e})");
+            }
+        }
+        out
     }
 
     /// Checks every range (finite bounds, min <= max) and the detector settings.
@@ -465,6 +635,236 @@ impl Profile {
     pub fn hash_hex(&self) -> String {
         blake3::Hash::from(self.stable_hash()).to_hex().to_string()
     }
+}
+
+/// The format of a profile's text.
+#[derive(Debug, Clone, Copy)]
+enum Format {
+    Json,
+    Toml,
+}
+
+impl Format {
+    /// `.toml` is TOML, anything else JSON.
+    fn of(path: &Path) -> Format {
+        if path.extension().is_some_and(|e| e == "toml") {
+            Format::Toml
+        } else {
+            Format::Json
+        }
+    }
+}
+
+/// Whether a profile argument is a file path rather than a built-in name: it has a path
+/// separator or an extension (a lexical rule, so no file can shadow a built-in name).
+fn is_path(arg: &str) -> bool {
+    arg.contains('/')
+        || arg.contains(std::path::MAIN_SEPARATOR)
+        || Path::new(arg).extension().is_some()
+}
+
+fn unknown_builtin(field: &str, name: &str) -> Error {
+    Error::spec(
+        field,
+        format!(
+            "unknown built-in profile `{name}` (built-in: {}; a file path needs a `/` or an \
+             extension)",
+            BUILTIN_NAMES.join(", ")
+        ),
+    )
+}
+
+/// A profile name fit for a comment line (control characters dropped).
+fn printable_name(name: &str) -> String {
+    name.chars().filter(|c| !c.is_control()).collect()
+}
+
+/// A range as a TOML inline table; `{}` is "any value".
+fn toml_range(r: &Range) -> String {
+    let ends: Vec<String> = [("min", r.min), ("max", r.max)]
+        .into_iter()
+        .filter_map(|(k, v)| v.map(|v| format!("{k} = {}", toml::Value::Float(v))))
+        .collect();
+    if ends.is_empty() {
+        "{}".into()
+    } else {
+        format!("{{ {} }}", ends.join(", "))
+    }
+}
+
+/// Reads one profile file of an `extends` chain; `chain` holds the files being read (their
+/// canonical paths), outermost first.
+fn load_file(path: &Path, chain: &mut Vec<PathBuf>) -> Result<Profile> {
+    let s = std::fs::read_to_string(path).map_err(|e| Error::io_at(path, e))?;
+    let at = |e: Error| e.with_input(path.display().to_string());
+    let real = std::fs::canonicalize(path).map_err(|e| Error::io_at(path, e))?;
+    if let Some(i) = chain.iter().position(|p| *p == real) {
+        let cycle: Vec<String> = chain[i..]
+            .iter()
+            .chain([&real])
+            .map(|p| p.display().to_string())
+            .collect();
+        return Err(at(Error::spec(
+            "extends",
+            format!(
+                "profiles extend one another in a cycle: {}",
+                cycle.join(" -> ")
+            ),
+        )));
+    }
+    if chain.len() >= MAX_EXTENDS_DEPTH {
+        return Err(at(Error::spec(
+            "extends",
+            format!("more than {MAX_EXTENDS_DEPTH} profile files extend one another"),
+        )));
+    }
+    chain.push(real);
+    let profile = parse(&s, Format::of(path), path.parent(), chain).map_err(at);
+    chain.pop();
+    profile
+}
+
+/// Parses a profile's text. Without `extends` the text is the whole profile; with it, the
+/// fields given override the base profile's (`dir`: where a relative base path starts).
+fn parse(s: &str, format: Format, dir: Option<&Path>, chain: &mut Vec<PathBuf>) -> Result<Profile> {
+    let tree: serde_json::Value = match format {
+        Format::Json => serde_json::from_str(s).map_err(|e| parse_error(&e.to_string()))?,
+        Format::Toml => toml::from_str(s).map_err(|e| parse_error(e.message()))?,
+    };
+    let serde_json::Value::Object(mut fields) = tree else {
+        return Err(Error::spec("profile", "a profile is a table of fields"));
+    };
+    let Some(extends) = fields.remove("extends") else {
+        refuse_required_off(&fields)?;
+        // Parsed from the text itself, so that errors keep their line and column.
+        let p: Profile = match format {
+            Format::Json => serde_json::from_str(s).map_err(|e| parse_error(&e.to_string()))?,
+            Format::Toml => toml::from_str(s).map_err(|e| parse_error(e.message()))?,
+        };
+        p.validate()?;
+        return Ok(p);
+    };
+    let Some(target) = extends.as_str() else {
+        return Err(Error::spec(
+            "extends",
+            "must be a string: a built-in profile name or a profile file's path",
+        ));
+    };
+    let base = if is_path(target) {
+        let path = dir.map_or_else(|| PathBuf::from(target), |d| d.join(target));
+        load_file(&path, chain)?
+    } else {
+        Profile::builtin(target).map_err(|_| unknown_builtin("extends", target))?
+    };
+    let serde_json::Value::Object(mut merged) =
+        serde_json::to_value(&base).map_err(|e| Error::spec("extends", e.to_string()))?
+    else {
+        return Err(Error::spec("extends", "the base profile is not a table"));
+    };
+    for (key, value) in fields {
+        match (merged.get_mut(&key), value) {
+            // The detector's settings merge field by field; a range is replaced whole.
+            (Some(serde_json::Value::Object(base)), serde_json::Value::Object(over))
+                if key == "detector" =>
+            {
+                merge_tables(base, over)
+            }
+            (_, value) => {
+                merged.insert(key, value);
+            }
+        }
+    }
+    refuse_required_off(&merged)?;
+    let p: Profile = serde_json::from_value(serde_json::Value::Object(merged))
+        .map_err(|e| parse_error(&e.to_string()))?;
+    p.validate()?;
+    Ok(p)
+}
+
+/// `over`'s fields replace `base`'s, tables merging field by field.
+fn merge_tables(
+    base: &mut serde_json::Map<String, serde_json::Value>,
+    over: serde_json::Map<String, serde_json::Value>,
+) {
+    for (key, value) in over {
+        match (base.get_mut(&key), value) {
+            (Some(serde_json::Value::Object(b)), serde_json::Value::Object(o)) => {
+                merge_tables(b, o)
+            }
+            (_, value) => {
+                base.insert(key, value);
+            }
+        }
+    }
+}
+
+/// `width`, `height` and `faces` are always evaluated: switching one off is an error that
+/// says so (rather than serde's "invalid type").
+fn refuse_required_off(fields: &serde_json::Map<String, serde_json::Value>) -> Result<()> {
+    for field in ["width", "height", "faces"] {
+        let off = match fields.get(field) {
+            Some(serde_json::Value::Null) => true,
+            Some(serde_json::Value::String(s)) => s == OFF,
+            _ => false,
+        };
+        if off {
+            return Err(Error::spec(
+                field,
+                "is always evaluated and cannot be switched off (`{}` accepts any value)",
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Deserializes an optional range: a table is the range, `"off"` (or `null`) is `None`.
+fn range_or_off<'de, D>(d: D) -> std::result::Result<Option<Range>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+{
+    use serde::de;
+
+    struct RangeOrOff;
+
+    impl<'de> de::Visitor<'de> for RangeOrOff {
+        type Value = Option<Range>;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            write!(f, "a range {{ min, max }} or \"{OFF}\"")
+        }
+
+        fn visit_str<E: de::Error>(self, s: &str) -> std::result::Result<Self::Value, E> {
+            if s == OFF {
+                Ok(None)
+            } else {
+                Err(E::invalid_value(de::Unexpected::Str(s), &self))
+            }
+        }
+
+        fn visit_unit<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_none<E: de::Error>(self) -> std::result::Result<Self::Value, E> {
+            Ok(None)
+        }
+
+        fn visit_some<D2: serde::Deserializer<'de>>(
+            self,
+            d: D2,
+        ) -> std::result::Result<Self::Value, D2::Error> {
+            d.deserialize_any(RangeOrOff)
+        }
+
+        fn visit_map<A: de::MapAccess<'de>>(
+            self,
+            map: A,
+        ) -> std::result::Result<Self::Value, A::Error> {
+            Range::deserialize(de::value::MapAccessDeserializer::new(map)).map(Some)
+        }
+    }
+
+    d.deserialize_any(RangeOrOff)
 }
 
 /// serde reports unknown fields as "unknown field `x`, expected one of ..."; keep the field
@@ -563,6 +963,278 @@ mod tests {
         p.detector.score_threshold = 1.5;
         assert!(p.validate().is_err());
         assert!(Profile::builtin("visa-xx").is_err());
+    }
+
+    /// Writes `text` to `dir/name` and returns the path.
+    fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    fn spec_field(e: &Error) -> &str {
+        match e.kind() {
+            ErrorKind::InvalidSpec { field, .. } => field,
+            _ => "",
+        }
+    }
+
+    #[test]
+    fn extends_overrides_only_the_fields_given() {
+        let mut expected = Profile::passport();
+        expected.roll = Some(Range::new(-10.0, 10.0));
+        expected.face_sharpness = Some(Range::at_least(40.0));
+        let t = Profile::from_toml(
+            "extends = \"passport\"\nroll = { min = -10.0, max = 10.0 }\n\
+             face_sharpness = { min = 40 }\n",
+        )
+        .unwrap();
+        assert_eq!(t, expected);
+        let j = Profile::from_json(
+            r#"{"extends": "passport", "roll": {"min": -10, "max": 10},
+                "face_sharpness": {"min": 40.0}}"#,
+        )
+        .unwrap();
+        assert_eq!(j, expected);
+        // Nothing of `extends` is kept: the hash is that of the resolved profile.
+        assert_eq!(t.stable_hash(), expected.stable_hash());
+        assert_eq!(t.name, "passport", "the name is inherited unless given");
+        // The detector's settings merge field by field.
+        let d = Profile::from_toml(
+            "extends = \"passport\"\nname = \"d\"\n[detector.search]\nmin_face_px = 20.0\n",
+        )
+        .unwrap();
+        let mut expected = Profile::passport();
+        expected.name = "d".into();
+        expected.detector.search.min_face_px = 20.0;
+        assert_eq!(d, expected);
+        // An unknown base is named as such.
+        let e = Profile::from_toml("extends = \"visa\"\n").unwrap_err();
+        assert_eq!(spec_field(&e), "extends", "{e}");
+        assert!(e.to_string().contains("visa"), "{e}");
+    }
+
+    #[test]
+    fn off_switches_a_check_off() {
+        let mut expected = Profile::passport();
+        expected.yaw = None;
+        expected.pitch = None;
+        let t =
+            Profile::from_toml("extends = \"passport\"\nyaw = \"off\"\npitch = \"off\"\n").unwrap();
+        assert_eq!(t, expected);
+        let j =
+            Profile::from_json(r#"{"extends": "passport", "yaw": "off", "pitch": null}"#).unwrap();
+        assert_eq!(j, expected);
+        // `{}` is a range that accepts anything: the check runs and passes.
+        let any = Profile::from_toml("extends = \"passport\"\nyaw = {}\n").unwrap();
+        assert_eq!(
+            any.yaw,
+            Some(Range {
+                min: None,
+                max: None
+            })
+        );
+        // Any other string is refused.
+        let e = Profile::from_toml("extends = \"passport\"\nroll = \"of\"\n").unwrap_err();
+        assert_eq!(spec_field(&e), "profile", "{e}");
+        assert!(e.to_string().contains("off"), "{e}");
+        // The checks every photo gets cannot be switched off.
+        for (text, field) in [
+            ("extends = \"passport\"\nfaces = \"off\"\n", "faces"),
+            (
+                "name = \"x\"\nwidth = \"off\"\nheight = {}\nfaces = {}\n",
+                "width",
+            ),
+        ] {
+            let e = Profile::from_toml(text).unwrap_err();
+            assert_eq!(spec_field(&e), field, "{e}");
+        }
+        let e = Profile::from_json(r#"{"extends": "passport", "height": null}"#).unwrap_err();
+        assert_eq!(spec_field(&e), "height", "{e}");
+    }
+
+    #[test]
+    fn a_file_without_extends_gives_every_required_field() {
+        let p = Profile::from_toml(
+            "name = \"minimal\"\nwidth = {}\nheight = {}\nfaces = { min = 1, max = 1 }\n\
+             roll = { min = -5.0, max = 5.0 }\nyaw = \"off\"\n",
+        )
+        .unwrap();
+        assert_eq!(p.roll, Some(Range::new(-5.0, 5.0)));
+        assert_eq!(
+            (p.yaw, p.eye_line),
+            (None, None),
+            "left out or off: not evaluated"
+        );
+        assert_eq!(p.detector, DetectorConfig::default());
+        let e = Profile::from_toml("name = \"x\"\nwidth = {}\nheight = {}\n").unwrap_err();
+        assert_eq!(spec_field(&e), "faces", "{e}");
+    }
+
+    #[test]
+    fn extends_a_file_relative_to_the_extending_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("profiles");
+        std::fs::create_dir(&sub).unwrap();
+        write(
+            &sub,
+            "base.toml",
+            "extends = \"passport\"\nname = \"base\"\nroll = { min = -6.0, max = 6.0 }\n",
+        );
+        let child = write(
+            &sub,
+            "child.json",
+            r#"{"extends": "base.toml", "name": "child", "yaw": "off"}"#,
+        );
+        let mut expected = Profile::passport();
+        expected.name = "child".into();
+        expected.roll = Some(Range::new(-6.0, 6.0));
+        expected.yaw = None;
+        // The working directory is not `profiles/`: the base is found beside the child.
+        assert_eq!(Profile::load(&child).unwrap(), expected);
+        assert_eq!(Profile::resolve(child.to_str().unwrap()).unwrap(), expected);
+        // A missing base is an io error naming it, reported against the extending file.
+        let orphan = write(&sub, "orphan.toml", "extends = \"gone.toml\"\n");
+        let e = Profile::load(&orphan).unwrap_err();
+        assert!(matches!(e.kind(), ErrorKind::Io(_)), "{e:?}");
+        let msg = e.to_string();
+        assert!(msg.starts_with(&orphan.display().to_string()), "{msg}");
+        assert!(
+            msg.contains(&sub.join("gone.toml").display().to_string()),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn extends_cycles_and_deep_chains_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = write(dir.path(), "a.toml", "extends = \"b.toml\"\n");
+        write(dir.path(), "b.toml", "extends = \"./a.toml\"\n");
+        let e = Profile::load(&a).unwrap_err();
+        assert_eq!(spec_field(&e), "extends", "{e}");
+        assert!(e.to_string().contains("cycle"), "{e}");
+        let me = write(dir.path(), "me.json", r#"{"extends": "me.json"}"#);
+        let e = Profile::load(&me).unwrap_err();
+        assert!(e.to_string().contains("cycle"), "{e}");
+        // A chain of 10 files (each extends the next; the last extends passport).
+        for i in 0..10 {
+            let next = if i == 9 {
+                "passport".to_string()
+            } else {
+                format!("c{}.toml", i + 1)
+            };
+            write(
+                dir.path(),
+                &format!("c{i}.toml"),
+                &format!("extends = \"{next}\"\n"),
+            );
+        }
+        let e = Profile::load(&dir.path().join("c0.toml")).unwrap_err();
+        assert_eq!(spec_field(&e), "extends", "{e}");
+        assert!(e.to_string().contains("more than 8"), "{e}");
+        // ... while 8 are fine.
+        assert_eq!(
+            Profile::load(&dir.path().join("c2.toml")).unwrap(),
+            Profile::passport()
+        );
+    }
+
+    #[test]
+    fn load_errors_name_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let cases = [
+            (
+                "typo.toml",
+                "extends = \"passport\"\nhead_hieght = { min = 0.3 }\n",
+                "head_hieght",
+            ),
+            (
+                "typo.json",
+                r#"{"extends": "passport", "rol": {"max": 3}}"#,
+                "rol",
+            ),
+            (
+                "bad.toml",
+                "extends = \"passport\"\nroll = { min = 9.0, max = 1.0 }\n",
+                "roll",
+            ),
+            ("syntax.toml", "extends = \"passport\"\nroll = {", "profile"),
+            ("syntax.json", "{\"extends\": ", "profile"),
+        ];
+        for (name, text, field) in cases {
+            let path = write(dir.path(), name, text);
+            let e = Profile::load(&path).unwrap_err();
+            assert_eq!(spec_field(&e), field, "{name}: {e}");
+            assert_eq!(e.input(), Some(path.display().to_string().as_str()));
+            assert!(
+                e.to_string().starts_with(&format!("{}: ", path.display())),
+                "{e}"
+            );
+        }
+        // An error in a base file names the base, not the file extending it.
+        write(
+            dir.path(),
+            "base.toml",
+            "extends = \"passport\"\nyaw = { min = 1.0, max = 0.0 }\n",
+        );
+        let top = write(dir.path(), "top.toml", "extends = \"base.toml\"\n");
+        let e = Profile::load(&top).unwrap_err();
+        assert_eq!(spec_field(&e), "yaw", "{e}");
+        assert!(e.to_string().contains("base.toml"), "{e}");
+    }
+
+    #[test]
+    fn a_missing_file_is_an_io_error_naming_it() {
+        for arg in ["/missing.toml", "missing-profile.json", "./missing"] {
+            let e = Profile::resolve(arg).unwrap_err();
+            assert!(matches!(e.kind(), ErrorKind::Io(_)), "{arg}: {e:?}");
+            assert!(e.to_string().contains(arg), "{e}");
+            assert!(!e.to_string().contains("built-in"), "{e}");
+        }
+    }
+
+    #[test]
+    fn printed_toml_round_trips_with_comments() {
+        let p = Profile::passport();
+        let t = p.to_toml();
+        assert_eq!(Profile::from_toml(&t).unwrap(), p);
+        assert_eq!(
+            Profile::from_toml(&t).unwrap().stable_hash(),
+            p.stable_hash()
+        );
+        assert!(t.contains("\n# Height of the eye midpoint above the bottom edge / photo height. Unit: fraction; ISO/IEC 19794-5 8.3.3.\neye_line = { min = 0.5, max = 0.7 }\n"), "{t}");
+        assert!(t.contains("\nimage_sharpness = \"off\"\n"), "{t}");
+        assert!(t.contains("\n[detector.search]\n"), "{t}");
+        // Odd names, open and unbounded ranges and JSON print the same way.
+        let mut q = Profile::passport();
+        q.name = "a \"quoted\"\nname".into();
+        q.roll = Some(Range {
+            min: None,
+            max: None,
+        });
+        q.yaw = Some(Range::at_most(1e-7));
+        q.pitch = Some(Range::at_least(-1e16));
+        assert_eq!(Profile::from_toml(&q.to_toml()).unwrap(), q);
+        let j = serde_json::to_string_pretty(&q).unwrap();
+        assert_eq!(Profile::from_json(&j).unwrap(), q);
+        // The comment table covers every field the profile serializes.
+        let keys: Vec<String> = match serde_json::to_value(&p).unwrap() {
+            serde_json::Value::Object(m) => m.keys().cloned().collect(),
+            _ => Vec::new(),
+        };
+        let mut documented: Vec<String> = FIELD_DOCS.iter().map(|(f, _)| f.to_string()).collect();
+        documented.extend(["name".to_string(), "detector".to_string()]);
+        let (mut keys, mut documented) = (keys, documented);
+        keys.sort();
+        documented.sort();
+        assert_eq!(keys, documented);
+        assert!(FIELD_DOCS
+            .iter()
+            .all(|(f, _)| super::super::check_spec(f).is_some()));
+        assert_eq!(Profile::builtin_names(), &["passport"]);
+        for name in Profile::builtin_names() {
+            assert!(Profile::builtin(name).is_ok());
+        }
     }
 
     #[test]
