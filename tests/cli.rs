@@ -507,6 +507,44 @@ fn profiles_print_and_check() {
     std::fs::write(&bad, "name = \"x\"\nwidht = 3\n").unwrap();
     let o = run(&["profile", "check", s(&good)]);
     assert_eq!(code(&o), 0, "{}", text(&o.stdout));
+    // a profile that extends the built-in one: only what it changes
+    let lenient = tmp.path().join("lenient.toml");
+    std::fs::write(
+        &lenient,
+        "extends = \"passport\"\nname = \"lenient\"\nroll = \"off\"\nyaw = { min = -30, max = 30 }\n",
+    )
+    .unwrap();
+    let o = run(&["profile", "print", "--format", "json", s(&lenient)]);
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let v: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["name"], "lenient");
+    assert_eq!(v["roll"], Value::Null);
+    assert_eq!(v["yaw"]["max"], 30.0);
+    assert_eq!(
+        v["aspect"],
+        serde_json::to_value(veridoc::verify::Profile::passport().aspect).unwrap()
+    );
+    if let Some((ok, _, _)) = photos("profiles_print_and_check") {
+        let o = run(&[
+            "verify",
+            "--device",
+            "cpu",
+            "--profile",
+            s(&lenient),
+            "--jsonl",
+            "-",
+            s(&ok),
+        ]);
+        let (reports, _) = check_jsonl(&text(&o.stdout));
+        assert_eq!(reports[0]["profile"], "lenient");
+        let roll = reports[0]["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["name"] == "roll")
+            .unwrap();
+        assert_eq!(roll["status"], "skipped", "{roll}");
+    }
     let o = run(&["profile", "check", s(&good), s(&bad)]);
     assert_eq!(code(&o), 2);
     assert!(text(&o.stdout).contains("bad.toml"), "{}", text(&o.stdout));

@@ -41,7 +41,7 @@ pub(super) fn run(c: Command) -> Result<u8, Fatal> {
         Command::Print { profile, format } => {
             let p = Profile::resolve(&profile)?;
             let text = match format {
-                Format::Toml => toml::to_string(&p)?,
+                Format::Toml => p.to_toml(),
                 Format::Json => serde_json::to_string_pretty(&p)? + "\n",
             };
             print!("{text}");
@@ -75,7 +75,9 @@ pub(super) fn run(c: Command) -> Result<u8, Fatal> {
             Ok(exit::OK)
         }
         Command::List => {
-            println!("passport");
+            for name in Profile::builtin_names() {
+                println!("{name}");
+            }
             Ok(exit::OK)
         }
     }
