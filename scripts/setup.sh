@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # One-time (idempotent) machine setup for veridoc:
 #  - system packages: nasm (SIMD JPEG decoding is built from source), Mesa's lavapipe and the
-#    Vulkan loader (a real Vulkan adapter on the CPU, for the GPU path's tests);
+#    Vulkan loader (a real Vulkan adapter on the CPU, for the GPU path's tests); Chromium,
+#    headless, for the review page's rendering test (tests/review.rs; Debian's package is
+#    ~155 MB to fetch, ~480 MB installed, ~25 s);
 #  - test assets: real photos and face-api's models (scripts/fetch-assets.sh);
 #  - face-api itself under Node (scripts/faceapi-reference.sh): the independent reference
 #    outputs the ported networks are tested against (fixtures/reference);
@@ -16,6 +18,8 @@ need=()
 command -v nasm >/dev/null 2>&1 || need+=(nasm)
 [ -e /usr/share/vulkan/icd.d/lvp_icd.x86_64.json ] || [ -e /usr/share/vulkan/icd.d/lvp_icd.aarch64.json ] || need+=(mesa-vulkan-drivers)
 ldconfig -p 2>/dev/null | grep -q 'libvulkan.so.1' || need+=(libvulkan1)
+command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || \
+  command -v google-chrome >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   sudo_cmd=""; [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"

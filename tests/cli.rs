@@ -103,6 +103,7 @@ fn exit_statuses_are_a_contract() {
     // 3: an item could not be processed (it gets its report; the rest are verified)
     let missing = dir.path().join("missing.jpg");
     let jsonl = dir.path().join("r.jsonl");
+    let html = dir.path().join("review.html");
     let o = run(&[
         "verify",
         "--device",
@@ -110,6 +111,8 @@ fn exit_statuses_are_a_contract() {
         "-q",
         "--jsonl",
         s(&jsonl),
+        "--html",
+        s(&html),
         s(&missing),
         s(&ok),
     ]);
@@ -124,6 +127,12 @@ fn exit_statuses_are_a_contract() {
     assert_eq!(reports[0]["path"], s(&missing));
     assert_eq!(reports[1]["verdict"], "accepted");
     assert_eq!(summary["errors_by_code"]["not_found"], 1);
+    // the review page has a card per photo (tests/review.rs renders one in Chromium)
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert_eq!(page.matches("data-verdict=\"accepted\"").count(), 1);
+    assert_eq!(page.matches("data-verdict=\"error\"").count(), 1);
+    assert_eq!(page.matches("data:image/jpeg;base64,").count(), 1);
+    assert!(page.trim_end().ends_with("</html>"));
     // the rate counts processed photos only
     let wall_s = summary["wall_ms"].as_f64().unwrap() / 1e3;
     let rate = summary["photos_per_s"].as_f64().unwrap();

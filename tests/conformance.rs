@@ -9,7 +9,7 @@ mod common;
 mod schema;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use serde_json::Value;
 use veridoc::detect::{DetectorConfig, Face};
@@ -19,19 +19,6 @@ use veridoc::{Input, Placement};
 /// Entries per class the test verifies (the corpus has ~14 per class).
 const PER_CLASS: usize = 7;
 
-fn corpus(test: &str) -> Option<PathBuf> {
-    let assets = common::assets_or_skip(test)?;
-    let dir = assets.join("corpus");
-    if dir.join("labels.json").exists() {
-        return Some(dir);
-    }
-    if std::env::var("VERIDOC_REQUIRE_ASSETS").as_deref() == Ok("1") {
-        panic!("{test}: corpus missing and VERIDOC_REQUIRE_ASSETS=1 (run scripts/make-corpus.sh)");
-    }
-    eprintln!("SKIPPED {test}: corpus missing (run scripts/make-corpus.sh)");
-    None
-}
-
 fn json(p: &Path) -> Value {
     serde_json::from_slice(&std::fs::read(p).expect("read")).expect("json")
 }
@@ -39,7 +26,7 @@ fn json(p: &Path) -> Value {
 #[test]
 fn compliant_photos_pass_and_defects_fail_for_the_right_reason() {
     let test = "compliant_photos_pass_and_defects_fail_for_the_right_reason";
-    let Some(dir) = corpus(test) else {
+    let Some(dir) = common::corpus_or_skip(test) else {
         return;
     };
     let labels = json(&dir.join("labels.json"));
@@ -197,7 +184,7 @@ fn compliant_photos_pass_and_defects_fail_for_the_right_reason() {
 #[test]
 fn the_face_search_finds_small_faces_and_the_group_photo() {
     let test = "the_face_search_finds_small_faces_and_the_group_photo";
-    let Some(dir) = corpus(test) else {
+    let Some(dir) = common::corpus_or_skip(test) else {
         return;
     };
     let labels = json(&dir.join("recall.json"));

@@ -1,7 +1,8 @@
 //! `veridoc verify`: photos against a profile, results streamed as they are ready.
 
 use std::collections::HashSet;
-use std::io::IsTerminal;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -9,9 +10,10 @@ use std::time::Instant;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use super::inputs::InputArgs;
-use super::io::{cell, parse_size, writable_dir, Lines, Sink};
+use super::io::{cell, create_file, parse_size, writable_dir, Lines, Sink};
 use super::{exit, DeviceArg, Fatal, Signals};
 use crate::cache::CacheConfig;
+use crate::verify::review::{decode_for_review, ReviewPage};
 use crate::verify::{PhotoReport, Profile, Verdict, VerifyOptions};
 use crate::{Engine, Input};
 
@@ -50,6 +52,11 @@ pub(super) struct Args {
     /// interruption).
     #[arg(long, value_name = "FILE|-")]
     json: Option<PathBuf>,
+    /// Write one self-contained HTML review page: a thumbnail of each photo with its face
+    /// boxes, landmarks and background regions drawn, every failed check with its value and
+    /// range, filters by verdict and by check.
+    #[arg(long, value_name = "FILE")]
+    html: Option<PathBuf>,
     /// Write each photo with what verification saw drawn on it as DIR/<name>.jpg.
     #[arg(long, value_name = "DIR")]
     annotate: Option<PathBuf>,
@@ -93,6 +100,7 @@ struct Outputs {
     jsonl: Option<Sink>,
     json: Option<Sink>,
     json_items: usize,
+    html: Option<(PathBuf, ReviewPage<BufWriter<File>>)>,
     annotate: Option<PathBuf>,
     annotated: usize,
     names: HashSet<String>,
@@ -112,6 +120,20 @@ impl Outputs {
             let v = serde_json::to_vec(r)?;
             s.write(&v)?;
             self.json_items += 1;
+        }
+        if let Some((path, page)) = &mut self.html {
+            // a photo that cannot be re-read gets a card without a thumbnail
+            let photo = match (r.verdict, input) {
+                (Verdict::Error, _) => None,
+                (_, Input::Frame { frame, .. }) => Some(frame.clone()),
+                _ => input
+                    .read(crate::DecodeLimits::default().max_input_bytes)
+                    .ok()
+                    .flatten()
+                    .and_then(|b| decode_for_review(&b).ok()),
+            };
+            page.add(r, photo.as_ref())
+                .map_err(|e| Fatal(format!("--html {}: {e}", path.display())))?;
         }
         if let Some(dir) = &self.annotate {
             if r.verdict != Verdict::Error {
@@ -205,6 +227,16 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
     if let Some(d) = &a.annotate {
         writable_dir("--annotate", d)?;
     }
+    let html = match &a.html {
+        Some(p) => {
+            let f = create_file("--html", p)?;
+            let title = format!("veridoc review: profile {}", profile.name);
+            let page = ReviewPage::new(BufWriter::new(f), &title)
+                .map_err(|e| Fatal(format!("--html {}: {e}", p.display())))?;
+            Some((p.clone(), page))
+        }
+        None => None,
+    };
     let to_stdout = [&jsonl, &json].into_iter().flatten().any(Sink::to_stdout);
     let (policy, placement) = a.device.policy();
     let mut b = Engine::builder().device_policy(policy);
@@ -282,6 +314,7 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         jsonl,
         json,
         json_items: 0,
+        html,
         annotate: a.annotate.clone(),
         annotated: 0,
         names: HashSet::new(),
@@ -335,6 +368,14 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         s.write(&v)?;
         s.write(b"}\n")?;
         s.flush()?;
+    }
+    if let Some((path, page)) = out.html.take() {
+        let named = |e: std::io::Error| Fatal(format!("--html {}: {e}", path.display()));
+        page.finish().map_err(named)?.flush().map_err(named)?;
+        if !out.closed() {
+            out.lines
+                .line(&format!("review page written to {}", path.display()));
+        }
     }
     if !out.closed() {
         out.lines.line("");

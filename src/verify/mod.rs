@@ -35,6 +35,7 @@ mod judge;
 pub mod measure;
 mod profile;
 mod report;
+pub mod review;
 mod search;
 
 use std::path::Path;

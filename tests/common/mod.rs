@@ -58,15 +58,39 @@ pub fn assets_or_skip(test: &str) -> Option<PathBuf> {
 /// The face-api reference outputs (`scripts/faceapi-reference.sh`, run by setup):
 /// `fixtures/reference`, required in CI like the assets.
 pub fn reference_or_skip(test: &str) -> Option<PathBuf> {
-    let assets = assets_or_skip(test)?;
-    let dir = assets.join("reference");
-    if dir.join(".faceapi-complete-v1").exists() {
+    let dir = assets_or_skip(test)?.join("reference");
+    made_or_skip(
+        test,
+        dir,
+        ".faceapi-complete-v1",
+        "face-api reference",
+        "faceapi-reference.sh",
+    )
+}
+
+/// The labelled conformance corpus (`scripts/make-corpus.sh`, run by setup):
+/// `fixtures/corpus`, required in CI like the assets.
+pub fn corpus_or_skip(test: &str) -> Option<PathBuf> {
+    let dir = assets_or_skip(test)?.join("corpus");
+    made_or_skip(test, dir, "labels.json", "corpus", "make-corpus.sh")
+}
+
+/// `dir` when setup's `script` made it (`marker` exists in it); else a loud skip, or a
+/// failure where `VERIDOC_REQUIRE_ASSETS=1`.
+fn made_or_skip(
+    test: &str,
+    dir: PathBuf,
+    marker: &str,
+    what: &str,
+    script: &str,
+) -> Option<PathBuf> {
+    if dir.join(marker).exists() {
         return Some(dir);
     }
     if std::env::var("VERIDOC_REQUIRE_ASSETS").as_deref() == Ok("1") {
-        panic!("{test}: face-api reference missing and VERIDOC_REQUIRE_ASSETS=1 (run scripts/faceapi-reference.sh)");
+        panic!("{test}: {what} missing and VERIDOC_REQUIRE_ASSETS=1 (run scripts/{script})");
     }
-    eprintln!("SKIPPED {test}: face-api reference missing (run scripts/faceapi-reference.sh)");
+    eprintln!("SKIPPED {test}: {what} missing (run scripts/{script})");
     None
 }
 
