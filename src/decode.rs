@@ -344,6 +344,29 @@ pub struct Decoded {
     pub info: DecodeInfo,
 }
 
+/// Decodes `bytes` for a preview or a drawing: a JPEG at the smallest DCT scale (1/2, 1/4,
+/// 1/8) whose longer side still covers `side` pixels, other formats at full size; EXIF
+/// orientation applied; default options and limits.
+///
+/// # Errors
+/// As [`load`].
+pub fn load_covering(bytes: &[u8], side: u32) -> Result<Frame> {
+    load(
+        bytes,
+        &DecodeOptions::default(),
+        &DecodeLimits::default(),
+        |h| {
+            let (w, hh) = h.oriented_size();
+            let long = w.max(hh);
+            Ok([8u32, 4, 2]
+                .into_iter()
+                .find(|k| long / k >= side)
+                .unwrap_or(1))
+        },
+    )
+    .map(|d| d.frame)
+}
+
 /// Decodes `bytes`, letting `plan` choose the shrink factor from the header.
 ///
 /// `plan` receives the header and returns the shrink-on-load factor it accepts (1, 2, 4 or

@@ -482,27 +482,16 @@ const ANNOTATE_SIDE: u32 = 1200;
 
 /// The photo decoded at the smallest JPEG scale that keeps its longer side at least
 /// `side` (reports are in full-resolution pixels; drawing scales them).
-pub(super) fn decode_reduced(input: &Input, side: u32) -> Result<crate::Frame, crate::Error> {
-    let bytes = match input {
-        Input::Frame { frame, .. } => return Ok(frame.clone()),
-        _ => input
-            .read(crate::DecodeLimits::default().max_input_bytes)?
-            .unwrap_or_else(|| std::sync::Arc::from(Vec::new())),
-    };
-    crate::decode::load(
-        &bytes,
-        &crate::DecodeOptions::default(),
-        &crate::DecodeLimits::default(),
-        |h| {
-            let (w, hh) = h.oriented_size();
-            let long = w.max(hh);
-            Ok([8u32, 4, 2]
-                .into_iter()
-                .find(|k| long / k >= side)
-                .unwrap_or(1))
-        },
-    )
-    .map(|d| d.frame)
+fn decode_reduced(input: &Input, side: u32) -> Result<crate::Frame, crate::Error> {
+    match input {
+        Input::Frame { frame, .. } => Ok(frame.clone()),
+        _ => {
+            let bytes = input
+                .read(crate::DecodeLimits::default().max_input_bytes)?
+                .unwrap_or_else(|| std::sync::Arc::from(Vec::new()));
+            crate::decode::load_covering(&bytes, side)
+        }
+    }
 }
 
 /// Writes an annotated copy of one verified photo into `dir` (names made unique).

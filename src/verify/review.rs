@@ -310,20 +310,7 @@ impl<W: Write> ReviewPage<W> {
 /// # Errors
 /// The decoder's errors ([`crate::decode::load`] with default options and limits).
 pub fn decode_for_review(bytes: &[u8]) -> Result<Frame> {
-    crate::decode::load(
-        bytes,
-        &crate::DecodeOptions::default(),
-        &crate::DecodeLimits::default(),
-        |h| {
-            let (w, hh) = h.oriented_size();
-            let long = w.max(hh);
-            Ok([8u32, 4, 2]
-                .into_iter()
-                .find(|k| long / k >= THUMBNAIL_SIDE)
-                .unwrap_or(1))
-        },
-    )
-    .map(|d| d.frame)
+    crate::decode::load_covering(bytes, THUMBNAIL_SIDE)
 }
 
 /// The annotated thumbnail of `photo` as (width, height, JPEG bytes): scaled down to
