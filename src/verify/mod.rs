@@ -503,11 +503,14 @@ impl<'e> Verifier<'e> {
                 break;
             }
             let (r, decision) = self.verify_chunk(chunk);
-            decisions.push(ChunkDecision {
-                first: done,
-                photos: chunk.len(),
-                decision,
-            });
+            SummaryBuilder::decision(
+                &mut decisions,
+                ChunkDecision {
+                    first: done,
+                    photos: chunk.len(),
+                    decision,
+                },
+            );
             done += chunk.len();
             for rep in &r {
                 acc.add(rep);

@@ -260,7 +260,7 @@ pub struct VerifySummary {
     pub device: Device,
     /// Why, for that path (the decision's reason, in words).
     pub reason: String,
-    /// The placement decision of each chunk of photos, typed.
+    /// The placement decisions, typed: one entry per run of chunks decided alike.
     pub decisions: Vec<ChunkDecision>,
     /// Wall time of the batch, ms.
     pub wall_ms: f64,
@@ -273,12 +273,13 @@ pub struct VerifySummary {
     pub cancelled: bool,
 }
 
-/// Where one chunk of a batch ran, and why.
+/// Where a run of chunks of a batch ran, and why: consecutive chunks with the same
+/// placement and reason share one entry (with its first chunk's predictions).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkDecision {
     /// Index of the chunk's first photo in the batch.
     pub first: usize,
-    /// Photos in the chunk (cached ones included).
+    /// Photos in these chunks (cached ones included).
     pub photos: usize,
     /// The scheduler's decision (or the requested path, or `all_cached`).
     pub decision: Decision,
@@ -306,12 +307,58 @@ pub(crate) fn median(mut v: Vec<f64>) -> f64 {
     }
 }
 
+/// Stage times kept for the medians: every photo's up to this many, then a uniform sample
+/// of this size (reservoir sampling), so a summary over millions of photos stays small.
+/// The median of a 65,536-sample is within 0.4 percentile points of the true median
+/// (standard error 0.5/sqrt(n) in quantile terms).
+const TIMING_SAMPLE: usize = 65_536;
+
 /// A [`VerifySummary`] built one report at a time (a stream keeps no reports).
 #[derive(Debug, Default)]
 pub(crate) struct SummaryBuilder {
     s: VerifySummary,
-    /// Stage times of computed (not cached, not failed) photos, for the medians.
+    /// Stage times of computed (not cached, not failed) photos, for the medians: all of
+    /// them up to [`TIMING_SAMPLE`], a uniform sample after.
     timings: Vec<StageTimes>,
+    /// Computed photos seen.
+    computed: u64,
+    /// The sampler's state (a 64-bit LCG: reproducible, no global RNG).
+    rng: u64,
+}
+
+impl SummaryBuilder {
+    fn sample(&mut self, t: StageTimes) {
+        self.computed += 1;
+        if self.timings.len() < TIMING_SAMPLE {
+            self.timings.push(t);
+            return;
+        }
+        // Algorithm R: the n-th item replaces a random slot with probability k/n
+        self.rng = self
+            .rng
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        let j = (self.rng >> 11) % self.computed;
+        if let Some(slot) = self.timings.get_mut(j as usize) {
+            *slot = t;
+        }
+    }
+
+    /// Adds a chunk's decision: a chunk decided as the one before it (same placement and
+    /// reason) extends that entry, so a long run keeps one entry per change of decision,
+    /// not one per chunk (the entry keeps its first chunk's predictions).
+    pub(crate) fn decision(decisions: &mut Vec<ChunkDecision>, d: ChunkDecision) {
+        if let Some(last) = decisions.last_mut() {
+            if last.decision.placement == d.decision.placement
+                && last.decision.reason == d.decision.reason
+                && last.first + last.photos == d.first
+            {
+                last.photos += d.photos;
+                return;
+            }
+        }
+        decisions.push(d);
+    }
 }
 
 impl SummaryBuilder {
@@ -333,7 +380,7 @@ impl SummaryBuilder {
             *s.failures_by_check.entry(f.clone()).or_default() += 1;
         }
         if !r.cached && r.verdict != Verdict::Error {
-            self.timings.push(r.timings);
+            self.sample(r.timings);
         }
     }
 
@@ -466,6 +513,40 @@ impl std::fmt::Display for VerifySummary {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+    use crate::scheduler::Reason;
+
+    #[test]
+    fn summaries_stay_small_over_long_runs() {
+        let mut b = SummaryBuilder::default();
+        let n = 3 * TIMING_SAMPLE;
+        for i in 0..n {
+            b.sample(StageTimes {
+                total_ms: i as f64,
+                ..Default::default()
+            });
+        }
+        assert_eq!(b.timings.len(), TIMING_SAMPLE);
+        let s = b.finish(Vec::new(), std::time::Duration::from_secs(1), false);
+        // a uniform sample of 0..n: its median near n/2 (within 1 % of n)
+        let m = s.median.total_ms;
+        assert!((m - n as f64 / 2.0).abs() < 0.01 * n as f64, "{m}");
+
+        let d = |first, placement, reason| ChunkDecision {
+            first,
+            photos: 32,
+            decision: Decision::fixed(placement, reason),
+        };
+        let mut v = Vec::new();
+        for k in 0..1000 {
+            SummaryBuilder::decision(&mut v, d(32 * k, Placement::Cpu, Reason::Fastest));
+        }
+        SummaryBuilder::decision(&mut v, d(32_000, Placement::Gpu, Reason::Fastest));
+        SummaryBuilder::decision(&mut v, d(32_032, Placement::Cpu, Reason::Fastest));
+        assert_eq!(v.len(), 3);
+        assert_eq!((v[0].first, v[0].photos), (0, 32_000));
+        assert_eq!((v[2].first, v[2].photos), (32_032, 32));
+    }
     #[test]
     fn printable_escapes_control_characters() {
         assert_eq!(super::printable("a b.jpg"), "a b.jpg");
