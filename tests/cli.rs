@@ -558,3 +558,128 @@ fn profiles_print_and_check() {
     assert_eq!(code(&o), 2);
     assert!(text(&o.stdout).contains("bad.toml"), "{}", text(&o.stdout));
 }
+
+/// Lines of a JSON Lines file, parsed.
+fn jsonl_values(p: &Path) -> Vec<Value> {
+    std::fs::read_to_string(p)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once() {
+    let Some((_, _, photos_dir)) =
+        photos("shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once")
+    else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(&photos_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "jpg" || e == "png"))
+        .collect();
+    sources.sort();
+    // 150 distinct rows (links to the sample photos), 50 per shard: two chunks each
+    let rows: Vec<PathBuf> = (0..150)
+        .map(|i| {
+            let src = &sources[i % sources.len()];
+            let ext = src.extension().unwrap().to_str().unwrap();
+            let link = tmp.path().join(format!("row{i:03}.{ext}"));
+            std::os::unix::fs::symlink(src, &link).unwrap();
+            link
+        })
+        .collect();
+    let manifest = tmp.path().join("manifest.txt");
+    let listed: String = rows.iter().map(|p| format!("{}\n", s(p))).collect();
+    std::fs::write(&manifest, format!("# 150 photos\n{listed}")).unwrap();
+    let out = tmp.path().join("out");
+    let shard = |i: usize| {
+        veridoc(&[
+            "verify",
+            "--device",
+            "cpu",
+            "--no-cache",
+            "-q",
+            "--manifest",
+        ])
+        .args([s(&manifest), "--shard", &format!("{i}/3"), "--out", s(&out)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+    };
+    let mut kids: Vec<Child> = (0..3).map(shard).collect();
+    // kill shard 0 (SIGKILL: no chance to flush) once its first chunk is committed
+    let partial = out.join("part-0-of-3.jsonl.partial");
+    let t = Instant::now();
+    while std::fs::read_to_string(&partial).map_or(0, |b| b.lines().count()) == 0 {
+        assert!(
+            kids[0].try_wait().unwrap().is_none(),
+            "shard 0 ended before a commit"
+        );
+        assert!(t.elapsed() < Duration::from_secs(120));
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    kids[0].kill().unwrap();
+    kids[0].wait().unwrap();
+    assert!(!out.join("part-0-of-3.done.json").exists());
+    for k in &mut kids[1..] {
+        assert_eq!(wait(k, Duration::from_secs(240)), 0);
+    }
+    // restarted: it resumes after what it had committed
+    let mut again = shard(0);
+    let status = wait(&mut again, Duration::from_secs(240));
+    let mut err = String::new();
+    again
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    assert_eq!(status, 0, "{err}");
+    assert!(err.contains("resumes after 32 reports"), "{err}");
+    // the union of the parts is the manifest, each row exactly once, in order
+    let (report_schema, _) = schema::report_schemas();
+    let mut names = Vec::new();
+    for i in 0..3 {
+        let marker: Value = serde_json::from_str(
+            &std::fs::read_to_string(out.join(format!("part-{i}-of-3.done.json"))).unwrap(),
+        )
+        .unwrap();
+        let part = jsonl_values(&out.join(format!("part-{i}-of-3.jsonl")));
+        assert_eq!(marker["photos"].as_u64(), Some(part.len() as u64));
+        assert_eq!(marker["rows"][0].as_u64(), Some(50 * i as u64));
+        for r in &part {
+            assert!(report_schema.is_valid(r), "{r}");
+            names.push(r["name"].as_str().unwrap().to_string());
+        }
+    }
+    let expected: Vec<String> = rows.iter().map(|p| s(p).to_string()).collect();
+    assert_eq!(names, expected);
+    // done indices exit 0 at once; another manifest under the same --out is refused
+    for i in 0..3 {
+        let mut k = shard(i);
+        assert_eq!(wait(&mut k, Duration::from_secs(60)), 0);
+    }
+    let other = tmp.path().join("other.txt");
+    std::fs::write(&other, s(&rows[0])).unwrap();
+    let o = run(&[
+        "verify",
+        "--manifest",
+        s(&other),
+        "--shard",
+        "0/3",
+        "--out",
+        s(&out),
+    ]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("another manifest"),
+        "{}",
+        text(&o.stderr)
+    );
+}

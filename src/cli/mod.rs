@@ -30,6 +30,7 @@ mod inputs;
 mod io;
 mod preprocess;
 mod profile;
+mod shard;
 mod verify;
 
 /// Exit statuses: the tool's contract with scripts (also in `docs/cli.md`).

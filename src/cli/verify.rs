@@ -11,6 +11,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use super::inputs::InputArgs;
 use super::io::{cell, create_file, parse_size, writable_dir, Lines, Sink};
+use super::shard::{Identity, Opened, Shard, ShardOut};
 use super::{exit, DeviceArg, Fatal, Signals};
 use crate::cache::CacheConfig;
 use crate::verify::review::{decode_for_review, ReviewPage};
@@ -84,6 +85,18 @@ pub(super) struct Args {
     /// the median and p90 single-photo latency.
     #[arg(long, default_value_t = 0, value_name = "N")]
     repeat: usize,
+    /// Shard mode: a manifest of photo paths, one per line (`#` comments and blank lines
+    /// ignored); needs --shard and --out.
+    #[arg(long, value_name = "FILE", requires_all = ["shard", "out"], conflicts_with_all = ["inputs", "files_from"])]
+    manifest: Option<PathBuf>,
+    /// Shard mode: verify slice I of N of the manifest (0-based I, e.g.
+    /// `$JOB_COMPLETION_INDEX/8`), streaming its reports to OUT/part-I-of-N.jsonl with a
+    /// done marker; a finished index exits 0 at once, an interrupted one resumes.
+    #[arg(long, value_name = "I/N", requires = "manifest")]
+    shard: Option<Shard>,
+    /// Shard mode: the output directory shared by every shard.
+    #[arg(long, value_name = "DIR", requires = "manifest")]
+    out: Option<PathBuf>,
     #[command(flatten)]
     input: InputArgs,
 }
@@ -101,6 +114,7 @@ struct Outputs {
     json: Option<Sink>,
     json_items: usize,
     html: Option<(PathBuf, ReviewPage<BufWriter<File>>)>,
+    shard: Option<ShardOut>,
     annotate: Option<PathBuf>,
     annotated: usize,
     names: HashSet<String>,
@@ -110,6 +124,9 @@ struct Outputs {
 impl Outputs {
     /// Writes one report everywhere it goes.
     fn report(&mut self, r: &PhotoReport, input: &Input) -> Result<(), Fatal> {
+        if let Some(s) = &mut self.shard {
+            s.record(r)?;
+        }
         if let Some(s) = &mut self.jsonl {
             s.record(r)?;
         }
@@ -150,6 +167,9 @@ impl Outputs {
     fn flush(&mut self) -> Result<(), Fatal> {
         for s in [&mut self.jsonl, &mut self.json].into_iter().flatten() {
             s.flush()?;
+        }
+        if let Some(s) = &mut self.shard {
+            s.commit()?;
         }
         Ok(())
     }
@@ -203,8 +223,53 @@ fn row(r: &PhotoReport) -> String {
     )
 }
 
+/// Shard mode's manifest: its rows (paths) and the hash of its bytes.
+fn read_manifest(path: &Path) -> Result<(Vec<PathBuf>, String), Fatal> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Fatal(format!("--manifest {}: {e}", path.display())))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Fatal(format!("--manifest {}: not UTF-8 text", path.display())))?;
+    let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
+    let rows = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(PathBuf::from)
+        .collect();
+    Ok((rows, hash))
+}
+
 pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
     let profile = Profile::resolve(&a.profile)?;
+    // Shard mode: done already? (before loading anything)
+    let mut shard = None;
+    if let (Some(m), Some(sh), Some(dir)) = (&a.manifest, a.shard, &a.out) {
+        let (rows, manifest_hash) = read_manifest(m)?;
+        let who = Identity {
+            manifest_hash,
+            profile: profile.name.clone(),
+            profile_hash: profile.hash_hex(),
+        };
+        match ShardOut::open(dir, sh, rows.len(), &who)? {
+            Opened::Done(m) => {
+                eprintln!(
+                    "veridoc: shard {} already done ({} photos: {} accepted, {} rejected, {} errors)",
+                    m.shard, m.photos, m.accepted, m.rejected, m.errors
+                );
+                return Ok(exit::OK);
+            }
+            Opened::Run(out) => {
+                if out.resumed > 0 {
+                    eprintln!(
+                        "veridoc: shard {sh} resumes after {} reports already written",
+                        out.resumed
+                    );
+                }
+                let todo: Vec<PathBuf> = rows[out.todo()].to_vec();
+                shard = Some((out, who, todo));
+            }
+        }
+    }
     // Outputs are opened before any work: an unwritable path fails now.
     let stdout_sinks = [&a.jsonl, &a.json]
         .into_iter()
@@ -266,29 +331,39 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
             models.display()
         )));
     }
-    let mut select = a.input.clone();
-    if select.is_empty() {
-        // the sample photos and the corpus's sample passport photos (fetched by setup)
-        let dir = assets.join("photos");
-        if !dir.is_dir() {
-            return Err(Fatal(format!(
-                "no inputs, and no sample photos in {} (run scripts/fetch-assets.sh)",
-                dir.display()
-            )));
+    let sel = match &mut shard {
+        // the manifest's rows, as they are: one input each
+        Some((_, _, todo)) => super::inputs::Selection {
+            inputs: std::mem::take(todo).into_iter().map(Input::Path).collect(),
+            ..Default::default()
+        },
+        None => {
+            let mut select = a.input.clone();
+            if select.is_empty() {
+                // the sample photos and the corpus's sample passport photos (fetched by setup)
+                let dir = assets.join("photos");
+                if !dir.is_dir() {
+                    return Err(Fatal(format!(
+                        "no inputs, and no sample photos in {} (run scripts/fetch-assets.sh)",
+                        dir.display()
+                    )));
+                }
+                select.inputs.push(dir);
+                let samples = assets.join("corpus/samples");
+                if samples.is_dir() {
+                    select.inputs.push(samples);
+                }
+            }
+            let sel = select.select()?;
+            if let Some(n) = sel.note() {
+                eprintln!("note: {n}");
+            }
+            if sel.inputs.is_empty() {
+                return Err(Fatal("no photos to verify".into()));
+            }
+            sel
         }
-        select.inputs.push(dir);
-        let samples = assets.join("corpus/samples");
-        if samples.is_dir() {
-            select.inputs.push(samples);
-        }
-    }
-    let sel = select.select()?;
-    if let Some(n) = sel.note() {
-        eprintln!("note: {n}");
-    }
-    if sel.inputs.is_empty() {
-        return Err(Fatal("no photos to verify".into()));
-    }
+    };
     let inputs = sel.inputs;
     let mut opts = VerifyOptions::new(profile).use_cache(!a.no_cache);
     opts.placement = placement;
@@ -305,6 +380,10 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
     if let Some(s) = &mut json {
         s.write(b"{\"reports\": [\n")?;
     }
+    let (shard_out, who) = match shard {
+        Some((o, w, _)) => (Some(o), Some(w)),
+        None => (None, None),
+    };
     let mut out = Outputs {
         lines: if to_stdout {
             Lines::stderr()
@@ -315,6 +394,7 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         json,
         json_items: 0,
         html,
+        shard: shard_out,
         annotate: a.annotate.clone(),
         annotated: 0,
         names: HashSet::new(),
@@ -407,18 +487,39 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         );
         return Ok(sig.code());
     }
+    let (mut errors, mut rejected) = (summary.errors, summary.rejected);
+    if let (Some(part), Some(who)) = (out.shard.take(), &who) {
+        if !out.closed() {
+            // the whole slice is verified: seal it (its counts include a resumed start)
+            let m = part.finish(who)?;
+            eprintln!(
+                "veridoc: shard {} done: {} photos ({} accepted, {} rejected, {} errors) in {}",
+                m.shard,
+                m.photos,
+                m.accepted,
+                m.rejected,
+                m.errors,
+                a.out
+                    .as_deref()
+                    .unwrap_or(Path::new("."))
+                    .join(&m.part)
+                    .display()
+            );
+            (errors, rejected) = (m.errors, m.rejected);
+        }
+    }
     if a.repeat > 0 && !out.closed() {
         latency(&engine, &opts, &inputs, a.repeat, &mut out.lines)?;
     }
-    Ok(status(&summary, a.fail_on))
+    Ok(status(errors, rejected, a.fail_on))
 }
 
 /// The exit status of a finished (or quietly stopped) run.
-fn status(s: &crate::verify::VerifySummary, fail_on: FailOn) -> u8 {
+fn status(errors: usize, rejected: usize, fail_on: FailOn) -> u8 {
     match fail_on {
         FailOn::Never => exit::OK,
-        _ if s.errors > 0 => exit::ITEM_ERRORS,
-        FailOn::Rejected if s.rejected > 0 => exit::REJECTED,
+        _ if errors > 0 => exit::ITEM_ERRORS,
+        FailOn::Rejected if rejected > 0 => exit::REJECTED,
         _ => exit::OK,
     }
 }
