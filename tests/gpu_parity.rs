@@ -321,3 +321,50 @@ fn npy_files_match_between_paths() {
     // Fixed-point bilinear + table lookup: the files are byte-identical.
     assert_eq!(a, b, "bilinear f32 output is bit-identical across paths");
 }
+
+#[test]
+fn adapters_are_selected_by_index_pci_bus_or_name_and_a_missing_one_is_named() {
+    let Some(e) = common::gpu_or_skip("adapters_are_selected_by_index_pci_bus_or_name") else {
+        return;
+    };
+    use veridoc::gpu::{adapters, GpuSelection};
+    let list = adapters();
+    assert!(
+        !list.is_empty(),
+        "an engine has a gpu, so an adapter is listed"
+    );
+    let build = |sel: GpuSelection| {
+        Engine::builder()
+            .cpu_threads(1)
+            .calibrate(false)
+            .device_policy(veridoc::DevicePolicy::Gpu)
+            .gpu(sel)
+            .build()
+    };
+    // index 0 of the listed order, by its name, and by its bus when the driver gives one
+    let first = build(GpuSelection::Index(0)).expect("index 0");
+    assert_eq!(first.gpu_info().unwrap().name, list[0].name);
+    let named = build(GpuSelection::parse(&format!("name:{}", list[0].name)).unwrap()).unwrap();
+    assert_eq!(named.gpu_info().unwrap().name, list[0].name);
+    if !list[0].pci_bus_id.is_empty() {
+        let spec = format!("pci:{}", list[0].pci_bus_id);
+        let on_bus = build(GpuSelection::parse(&spec).unwrap()).unwrap();
+        assert_eq!(on_bus.gpu_info().unwrap().pci_bus_id, list[0].pci_bus_id);
+    }
+    // absent: an error that names what was asked and lists what exists
+    let err = build(GpuSelection::Index(list.len()))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains(&format!("gpu index {} requested", list.len())) && err.contains(&list[0].name),
+        "{err}"
+    );
+    let err = build(GpuSelection::parse("pci:ff:1f.7").unwrap())
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("no adapter on pci bus ff:1f.7") && err.contains("adapters: 0:"),
+        "{err}"
+    );
+    drop(e);
+}

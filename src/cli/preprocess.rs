@@ -73,6 +73,11 @@ pub(super) struct Args {
     /// Where the work runs (auto: the scheduler decides per batch).
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     device: DeviceArg,
+    /// Which GPU: auto, software, an index (`veridoc::gpu::adapters` order: by PCI bus),
+    /// pci:BUS, name:TEXT, or cuda (the first id of CUDA_VISIBLE_DEVICES, as Ray and Slurm
+    /// assign GPUs; Vulkan itself ignores that variable).
+    #[arg(long, env = "VERIDOC_GPU", value_name = "SPEC", default_value = "auto")]
+    gpu: String,
     /// Output size WxH (or S for S x S).
     #[arg(long, default_value = "640x640", value_name = "WxH")]
     size: String,
@@ -433,6 +438,7 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         None
     };
     let mut builder = Engine::builder().device_policy(policy);
+    builder = builder.gpu(crate::gpu::GpuSelection::parse(&a.gpu)?);
     if let Some(b) = a.host_budget {
         builder = builder.host_memory_limit(MemoryLimit::Bytes(b));
     }

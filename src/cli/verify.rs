@@ -38,6 +38,11 @@ pub(super) struct Args {
     /// chunk from its calibrated cost model).
     #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
     device: DeviceArg,
+    /// Which GPU: auto, software, an index (`veridoc::gpu::adapters` order: by PCI bus),
+    /// pci:BUS, name:TEXT, or cuda (the first id of CUDA_VISIBLE_DEVICES, as Ray and Slurm
+    /// assign GPUs; Vulkan itself ignores that variable).
+    #[arg(long, env = "VERIDOC_GPU", value_name = "SPEC", default_value = "auto")]
+    gpu: String,
     /// A built-in profile name (`veridoc profile print` lists them) or a profile file
     /// (.toml or .json; a path needs a separator or an extension).
     #[arg(long, value_name = "NAME|FILE", default_value = "passport")]
@@ -305,6 +310,7 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
     let to_stdout = [&jsonl, &json].into_iter().flatten().any(Sink::to_stdout);
     let (policy, placement) = a.device.policy();
     let mut b = Engine::builder().device_policy(policy);
+    b = b.gpu(crate::gpu::GpuSelection::parse(&a.gpu)?);
     if let Some(t) = a.threads {
         b = b.cpu_threads(t);
     }

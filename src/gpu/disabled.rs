@@ -8,6 +8,11 @@ mod info;
 
 pub use info::{GpuInfo, GpuMemoryUsage, GpuSelection, GpuTimings};
 
+/// The adapters this machine offers for compute: none without the `gpu` feature.
+pub fn adapters() -> Vec<GpuInfo> {
+    Vec::new()
+}
+
 use crate::detect::TinyFaceWeights;
 use crate::error::{GpuError, Result};
 use crate::frame::Frame;

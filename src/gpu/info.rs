@@ -22,6 +22,13 @@ pub enum GpuSelection {
     Software,
     /// The first adapter whose name contains this string (case-insensitive).
     Named(String),
+    /// The adapter at this position (0-based) in [`adapter order`](GpuSelection::parse):
+    /// hardware adapters by PCI bus id (the order of `nvidia-smi` and of CUDA with
+    /// `CUDA_DEVICE_ORDER=PCI_BUS_ID`), then the others by name.
+    Index(usize),
+    /// The adapter on this PCI bus (`0000:3b:00.0`, or without the domain: `3b:00.0`),
+    /// as `nvidia-smi --query-gpu=pci.bus_id` prints it (case-insensitive).
+    PciBus(String),
     /// A device and queue the embedding application already has.
     #[cfg(feature = "gpu")]
     Existing(wgpu::Device, wgpu::Queue),
@@ -35,10 +42,87 @@ impl std::fmt::Debug for GpuSelection {
             GpuSelection::Disabled => write!(f, "Disabled"),
             GpuSelection::Software => write!(f, "Software"),
             GpuSelection::Named(n) => write!(f, "Named({n:?})"),
+            GpuSelection::Index(i) => write!(f, "Index({i})"),
+            GpuSelection::PciBus(b) => write!(f, "PciBus({b:?})"),
             #[cfg(feature = "gpu")]
             GpuSelection::Existing(..) => write!(f, "Existing(..)"),
         }
     }
+}
+
+impl GpuSelection {
+    /// A selection from a command line or the `VERIDOC_GPU` variable:
+    ///
+    /// | spec | selection |
+    /// |---|---|
+    /// | `auto` | [`GpuSelection::Auto`] |
+    /// | `required` | [`GpuSelection::Required`] |
+    /// | `none`, `off` | [`GpuSelection::Disabled`] |
+    /// | `software` | [`GpuSelection::Software`] |
+    /// | `2` | [`GpuSelection::Index`] |
+    /// | `pci:0000:3b:00.0` | [`GpuSelection::PciBus`] |
+    /// | `cuda` | the first id of `CUDA_VISIBLE_DEVICES` (what Ray and Slurm set for a GPU task) as an index; Vulkan ignores that variable, so every worker would otherwise open the first GPU |
+    /// | `name:H200`, or any other text | [`GpuSelection::Named`] |
+    ///
+    /// # Errors
+    /// `InvalidSpec` (field `gpu`) for an empty spec, or `cuda` when `CUDA_VISIBLE_DEVICES`
+    /// is unset, empty or holds GPU UUIDs (select by `pci:` instead).
+    pub fn parse(spec: &str) -> crate::Result<GpuSelection> {
+        let s = spec.trim();
+        let bad = |why: String| crate::Error::spec("gpu", why);
+        Ok(match s.to_ascii_lowercase().as_str() {
+            "" => return Err(bad("empty gpu selection".into())),
+            "auto" => GpuSelection::Auto,
+            "required" => GpuSelection::Required,
+            "none" | "off" | "disabled" => GpuSelection::Disabled,
+            "software" => GpuSelection::Software,
+            "cuda" => {
+                let v = std::env::var("CUDA_VISIBLE_DEVICES").unwrap_or_default();
+                let first = v.split(',').next().unwrap_or("").trim().to_string();
+                match first.parse::<usize>() {
+                    Ok(i) => GpuSelection::Index(i),
+                    Err(_) if first.is_empty() => {
+                        return Err(bad(
+                            "`cuda`: CUDA_VISIBLE_DEVICES is unset or empty (no GPU assigned)"
+                                .into(),
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(bad(format!(
+                            "`cuda`: CUDA_VISIBLE_DEVICES={v:?} is not an index \
+                             (UUIDs cannot be matched to Vulkan adapters: use pci:<bus id>)"
+                        )))
+                    }
+                }
+            }
+            l if l.starts_with("pci:") => GpuSelection::PciBus(s[4..].trim().to_string()),
+            l if l.starts_with("name:") => GpuSelection::Named(s[5..].trim().to_string()),
+            l if l.bytes().all(|b| b.is_ascii_digit()) => {
+                GpuSelection::Index(l.parse().map_err(|e| bad(format!("{s:?}: {e}")))?)
+            }
+            _ => GpuSelection::Named(s.to_string()),
+        })
+    }
+}
+
+/// True when `bus` (as the user wrote it) names the adapter on `adapter_bus` (as the
+/// driver reports it): case-insensitive, the PCI domain optional.
+#[cfg_attr(
+    not(feature = "gpu"),
+    allow(dead_code, reason = "only the wgpu backend selects")
+)]
+pub(crate) fn same_pci_bus(bus: &str, adapter_bus: &str) -> bool {
+    let norm = |b: &str| {
+        let b = b.trim().to_ascii_lowercase();
+        // 0000:3b:00.0 -> 3b:00.0 (domain 0 is implied); keep other domains
+        match b.strip_prefix("0000:") {
+            Some(rest) => rest.to_string(),
+            None => b,
+        }
+    };
+    let (a, b) = (norm(bus), norm(adapter_bus));
+    !a.is_empty()
+        && (a == b || b.strip_suffix(".0") == Some(&a) || a.strip_suffix(".0") == Some(&b))
 }
 
 /// What the engine knows about its GPU.
@@ -54,6 +138,8 @@ pub struct GpuInfo {
     pub driver: String,
     /// Driver version details.
     pub driver_info: String,
+    /// PCI bus id (`0000:3b:00.0`; empty when the driver does not say).
+    pub pci_bus_id: String,
     /// True for software adapters (their "GPU" shares the CPU cores).
     pub is_software: bool,
     /// Largest buffer.
@@ -114,4 +200,27 @@ pub struct GpuTimings {
     pub bytes_up: u64,
     /// Bytes read back.
     pub bytes_down: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selections_parse_from_specs() {
+        let p = |s: &str| format!("{:?}", GpuSelection::parse(s).unwrap());
+        assert_eq!(p("auto"), "Auto");
+        assert_eq!(p(" Software "), "Software");
+        assert_eq!(p("off"), "Disabled");
+        assert_eq!(p("2"), "Index(2)");
+        assert_eq!(p("pci:0000:3B:00.0"), "PciBus(\"0000:3B:00.0\")");
+        assert_eq!(p("name:H200"), "Named(\"H200\")");
+        assert_eq!(p("llvmpipe"), "Named(\"llvmpipe\")");
+        assert!(GpuSelection::parse("").is_err());
+        assert!(same_pci_bus("3b:00.0", "0000:3b:00.0"));
+        assert!(same_pci_bus("0000:3B:00.0", "0000:3b:00.0"));
+        assert!(same_pci_bus("3b:00", "0000:3b:00.0"));
+        assert!(!same_pci_bus("3b:00.0", "0000:3c:00.0"));
+        assert!(!same_pci_bus("", ""));
+    }
 }

@@ -29,6 +29,7 @@ use crate::spec::Pipeline;
 use crate::tensor::Tensor;
 
 pub use detect::{GpuDetector, DETECT_PARAMS_SIZE};
+pub use device::adapters;
 pub use info::{GpuInfo, GpuMemoryUsage, GpuSelection, GpuTimings};
 pub use landmarks::{GpuFaceNet, NET_ENTRY_POINTS, NET_PARAMS_SIZE};
 
