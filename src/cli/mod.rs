@@ -30,6 +30,8 @@ mod inputs;
 mod io;
 mod preprocess;
 mod profile;
+#[cfg(feature = "serve")]
+mod serve;
 mod verify;
 
 /// Exit statuses: the tool's contract with scripts (also in `docs/cli.md`).
@@ -80,6 +82,9 @@ enum Command {
     /// Print or check a verification profile.
     #[command(subcommand)]
     Profile(profile::Command),
+    /// Serve verification over HTTP (micro-batched, with backpressure and metrics).
+    #[cfg(feature = "serve")]
+    Serve(serve::Args),
 }
 
 /// Runs the tool with the process's arguments and returns its exit status.
@@ -113,6 +118,8 @@ where
         Command::Verify(a) => verify::run(a, &signals),
         Command::Preprocess(a) => preprocess::run(a, &signals),
         Command::Profile(c) => profile::run(c),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => serve::run(a, &signals),
     };
     ExitCode::from(code.unwrap_or_else(|e| {
         eprintln!("veridoc: {}", crate::verify::printable(&e.0));
