@@ -7,12 +7,14 @@
 //! ```
 //!
 //! Photos: the sample photos and the corpus samples (fixtures/photos, fixtures/corpus/samples).
-//! The ceiling is `veridoc verify --device cpu --no-cache` over the same photos (its summary's
-//! photos/s, best of three). The server runs with `--device cpu --no-cache` (every request
-//! runs the engine) and the default queue, batch and deadline; each concurrency level sends
-//! a fixed number of requests, one connection per request (`Connection: close`), from that
-//! many client threads. Prints throughput, p50/p99 latency, statuses and the server's peak
-//! RSS (VmHWM) after each level, as a Markdown table.
+//! The ceiling is `veridoc verify --device cpu --no-cache` over the same photos, listed again
+//! until they are as many as one level sends (its summary's photos/s, best of three). The
+//! server runs with `--device cpu --no-cache` (every request runs the engine) and the
+//! default queue, batch and deadline; each concurrency level sends a fixed number of
+//! requests, one connection per request (`Connection: close`), from that many client
+//! threads. Prints throughput, p50/p99 latency, statuses and the server's RSS and peak RSS
+//! (VmHWM) after each level, as a Markdown table. Pass `--bin` a private copy of the binary
+//! when other builds share the target directory.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
@@ -100,8 +102,10 @@ fn status_kb(pid: u32, key: &str) -> u64 {
         .unwrap_or(0)
 }
 
-/// `veridoc verify --device cpu --no-cache` over the photos: its photos/s (best of 3).
-fn ceiling(bin: &Path, paths: &[String]) -> f64 {
+/// `veridoc verify --device cpu --no-cache` over the photos, listed again until they are
+/// `requests` photos (chunked as the server batches them): its photos/s (best of 3).
+fn ceiling(bin: &Path, paths: &[String], requests: usize) -> f64 {
+    let paths: Vec<&String> = paths.iter().cycle().take(requests.max(1)).collect();
     let mut best: f64 = 0.0;
     for _ in 0..3 {
         let out = Command::new(bin)
@@ -114,7 +118,7 @@ fn ceiling(bin: &Path, paths: &[String]) -> f64 {
                 "--jsonl",
                 "-",
             ])
-            .args(paths)
+            .args(&paths)
             .stderr(Stdio::null())
             .output();
         let Ok(out) = out else { continue };
@@ -162,9 +166,9 @@ fn main() {
         std::process::exit(2);
     }
     let paths: Vec<String> = photos.iter().map(|(p, _)| p.clone()).collect();
-    let ceil = ceiling(&bin, &paths);
+    let ceil = ceiling(&bin, &paths, requests);
     println!(
-        "ceiling: `veridoc verify --device cpu --no-cache` over {} photos: {ceil:.1} photos/s",
+        "ceiling: `veridoc verify --device cpu --no-cache` over {requests} photos ({} distinct): {ceil:.1} photos/s",
         photos.len()
     );
 
