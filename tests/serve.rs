@@ -1,9 +1,10 @@
 //! `veridoc serve` over loopback (docs/service.md): every endpoint, every designed error
-//! status (400, 404, 405, 413, 415, 422, 503 under a flooded queue, 504 past a deadline),
-//! metrics that move, a slow client and idle connections that do not block others, and a
-//! SIGTERM drain that answers every accepted request and exits 0. Reports are checked
-//! against docs/report.schema.json. Every socket has a timeout and every test runs under
-//! an outer one.
+//! status (400 for bad parameters and a truncated upload, 404, 405, 408 for a stalled body,
+//! 413, 415, 422, 503 under a flooded queue, 504 past a deadline), metrics that move, a
+//! slow client and idle connections that do not block others, and a SIGTERM drain that
+//! answers every accepted request and exits 0. Reports are checked against
+//! docs/report.schema.json. Every socket has a timeout and every test runs under an outer
+//! one.
 
 mod common;
 mod schema;
@@ -225,7 +226,14 @@ fn endpoints_statuses_and_metrics() {
         return;
     };
     bounded("endpoints_statuses_and_metrics", move || {
-        let s = Server::start(&["--header-timeout-ms", "500", "--max-body", "4MiB"]);
+        let s = Server::start(&[
+            "--header-timeout-ms",
+            "500",
+            "--body-timeout-ms",
+            "1000",
+            "--max-body",
+            "4MiB",
+        ]);
         let addr = s.addr;
         let ok = read(&a.join("corpus/samples/clm_audrey_compliant_01.jpg"));
         let group = read(&a.join("photos/biden.jpg"));
@@ -293,6 +301,28 @@ fn endpoints_statuses_and_metrics() {
         }
         let _ = s2.write_all(b"0\r\n\r\n");
         assert_eq!(read_response(&mut s2).status, 413);
+
+        // a truncated upload (the client stops writing mid-body): 400, nothing queued
+        let mut cut = TcpStream::connect(addr).expect("connect");
+        cut.set_read_timeout(Some(IO_LIMIT)).expect("timeout");
+        cut.write_all(b"POST /v1/verify HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n")
+            .expect("write");
+        cut.write_all(&ok[..100]).expect("write");
+        cut.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let r = read_response(&mut cut);
+        assert_eq!(
+            (r.status, &r.json()["error"]["code"]),
+            (400, &Value::from("bad_body"))
+        );
+        // a body that stalls: 408 at the body timeout (1 s here)
+        let mut stall = TcpStream::connect(addr).expect("connect");
+        stall.set_read_timeout(Some(IO_LIMIT)).expect("timeout");
+        stall
+            .write_all(b"POST /v1/verify HTTP/1.1\r\nHost: t\r\nContent-Length: 5000\r\n\r\n")
+            .expect("write");
+        stall.write_all(&ok[..100]).expect("write");
+        let r = read_response(&mut stall);
+        assert_eq!(r.status, 408);
 
         assert_eq!(post(addr, "/v1/verify?profile=nope", &ok).status, 400);
         assert_eq!(post(addr, "/v1/verify?colour=red", &ok).status, 400);
