@@ -83,8 +83,7 @@ pub(crate) fn run(
         }
     }
     // A synthetic photo through every verifier: models on the device, pools and shaders
-    // built, before /readyz says yes. Its result is never cached (a fresh frame each run
-    // would be a fresh digest anyway; the cache stays for real photos).
+    // built, before /readyz says yes (its one report in the result cache is a few KiB).
     if let Ok(jpeg) = Frame::synthetic(WARM_UP_SIDE, WARM_UP_SIDE, 1).encode_jpeg(90) {
         for v in &verifiers {
             let _ = v.verify(&[Input::bytes("warm-up.jpg", jpeg.clone())]);
