@@ -94,6 +94,8 @@ mod plan;
 mod progress;
 pub mod resample;
 pub mod scheduler;
+#[cfg(feature = "serve")]
+pub mod service;
 mod spec;
 mod tensor;
 pub mod testing;

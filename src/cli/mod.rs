@@ -30,6 +30,8 @@ mod inputs;
 mod io;
 mod preprocess;
 mod profile;
+#[cfg(feature = "serve")]
+mod serve;
 mod shard;
 mod verify;
 
@@ -81,6 +83,9 @@ enum Command {
     /// Print or check a verification profile.
     #[command(subcommand)]
     Profile(profile::Command),
+    /// Serve verification over HTTP (micro-batched, with backpressure and metrics).
+    #[cfg(feature = "serve")]
+    Serve(serve::Args),
 }
 
 /// Runs the tool with the process's arguments and returns its exit status.
@@ -114,6 +119,8 @@ where
         Command::Verify(a) => verify::run(a, &signals),
         Command::Preprocess(a) => preprocess::run(a, &signals),
         Command::Profile(c) => profile::run(c),
+        #[cfg(feature = "serve")]
+        Command::Serve(a) => serve::run(a, &signals),
     };
     ExitCode::from(code.unwrap_or_else(|e| {
         eprintln!("veridoc: {}", crate::verify::printable(&e.0));
