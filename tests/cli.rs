@@ -613,7 +613,7 @@ fn shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once() 
         .unwrap()
     };
     let mut kids: Vec<Child> = (0..3).map(shard).collect();
-    // kill shard 0 (SIGKILL: no chance to flush) once its first chunk is committed
+    // kill shard 0 (SIGKILL: no chance to flush) once it has written its first lines
     let partial = out.join("part-0-of-3.jsonl.partial");
     let t = Instant::now();
     while std::fs::read_to_string(&partial).map_or(0, |b| b.lines().count()) == 0 {
@@ -630,7 +630,7 @@ fn shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once() 
     for k in &mut kids[1..] {
         assert_eq!(wait(k, Duration::from_secs(240)), 0);
     }
-    // restarted: it resumes after what it had committed
+    // restarted: it resumes after what it had written
     let mut again = shard(0);
     let status = wait(&mut again, Duration::from_secs(240));
     let mut err = String::new();
@@ -641,7 +641,15 @@ fn shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once() 
         .read_to_string(&mut err)
         .unwrap();
     assert_eq!(status, 0, "{err}");
-    assert!(err.contains("resumes after 32 reports"), "{err}");
+    // it kept the complete lines it had written (the part file's buffer reaches the disk
+    // before each chunk's commit, so that is at least one line and fewer than its 50 rows)
+    let resumed: usize = err
+        .split("resumes after ")
+        .nth(1)
+        .and_then(|r| r.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no resume line: {err}"));
+    assert!((1..50).contains(&resumed), "{err}");
     // the union of the parts is the manifest, each row exactly once, in order
     let (report_schema, _) = schema::report_schemas();
     let mut names = Vec::new();
