@@ -149,6 +149,21 @@ impl DeviceArg {
     }
 }
 
+/// The fetched test assets: `$VERIDOC_FIXTURES`, else `fixtures/` of the source tree
+/// (`scripts/fetch-assets.sh`).
+fn assets_dir() -> std::path::PathBuf {
+    std::env::var_os("VERIDOC_FIXTURES")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
+}
+
+/// face-api's model folder: `--models`, else `$VERIDOC_MODELS`, else the fetched
+/// `fixtures/models`.
+fn models_dir(arg: Option<std::path::PathBuf>) -> std::path::PathBuf {
+    arg.or_else(|| std::env::var_os("VERIDOC_MODELS").map(std::path::PathBuf::from))
+        .unwrap_or_else(|| assets_dir().join("models"))
+}
+
 /// A fatal error: printed, exit status [`exit::FATAL`].
 #[derive(Debug)]
 struct Fatal(String);

@@ -3,7 +3,7 @@
 
 use std::collections::HashSet;
 use std::fs::File;
-use std::io::{BufWriter, IsTerminal, Seek, SeekFrom, Write};
+use std::io::{BufWriter, IsTerminal, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -325,8 +325,6 @@ impl Stacked {
         f.sync_data().map_err(named)
     }
 }
-
-use std::io::Read;
 
 /// A NumPy format 1.0 header for a C-order array of `dtype` and `shape`.
 fn npy_header(dtype: DType, shape: &[usize]) -> Vec<u8> {

@@ -82,16 +82,7 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         .with_max_level(a.log)
         .with_ansi(false)
         .try_init();
-    let models = a
-        .models
-        .clone()
-        .or_else(|| std::env::var_os("VERIDOC_MODELS").map(PathBuf::from))
-        .unwrap_or_else(|| {
-            std::env::var_os("VERIDOC_FIXTURES")
-                .map(PathBuf::from)
-                .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
-                .join("models")
-        });
+    let models = super::models_dir(a.models.clone());
     let mut cfg = Config::new(a.listen, models);
     let mut profiles = Vec::new();
     for p in &a.profile {

@@ -12,9 +12,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 use super::inputs::InputArgs;
 use super::io::{cell, create_file, parse_size, writable_dir, Lines, Sink};
 use super::shard::{Identity, Opened, Shard, ShardOut};
-use super::{exit, DeviceArg, Fatal, Signals};
+use super::{assets_dir, exit, models_dir, DeviceArg, Fatal, Signals};
 use crate::cache::CacheConfig;
-use crate::verify::review::{decode_for_review, ReviewPage};
+use crate::verify::review::ReviewPage;
 use crate::verify::{PhotoReport, Profile, Verdict, VerifyOptions};
 use crate::{Engine, Input};
 
@@ -106,12 +106,6 @@ pub(super) struct Args {
     input: InputArgs,
 }
 
-fn assets_dir() -> PathBuf {
-    std::env::var_os("VERIDOC_FIXTURES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures"))
-}
-
 /// Everything a chunk of reports is written to.
 struct Outputs {
     lines: Lines,
@@ -143,25 +137,27 @@ impl Outputs {
             s.write(&v)?;
             self.json_items += 1;
         }
+        // one decode serves both drawings: the annotated copy's size, which the review
+        // page's thumbnail scales down from
+        let drawn = r.verdict != Verdict::Error && (self.html.is_some() || self.annotate.is_some());
+        let photo = drawn.then(|| {
+            let side = if self.annotate.is_some() {
+                ANNOTATE_SIDE
+            } else {
+                crate::verify::review::THUMBNAIL_SIDE
+            };
+            decode_reduced(input, side)
+        });
         if let Some((path, page)) = &mut self.html {
             // a photo that cannot be re-read gets a card without a thumbnail
-            let photo = match (r.verdict, input) {
-                (Verdict::Error, _) => None,
-                (_, Input::Frame { frame, .. }) => Some(frame.clone()),
-                _ => input
-                    .read(crate::DecodeLimits::default().max_input_bytes)
-                    .ok()
-                    .flatten()
-                    .and_then(|b| decode_for_review(&b).ok()),
-            };
-            page.add(r, photo.as_ref())
+            let thumb = photo.as_ref().and_then(|p| p.as_ref().ok());
+            page.add(r, thumb)
                 .map_err(|e| Fatal(format!("--html {}: {e}", path.display())))?;
         }
-        if let Some(dir) = &self.annotate {
-            if r.verdict != Verdict::Error {
-                annotate_one(dir, input, r, &mut self.names)?;
-                self.annotated += 1;
-            }
+        if let (Some(dir), Some(frame)) = (&self.annotate, photo) {
+            let frame = frame.map_err(|e| Fatal(e.to_string()))?;
+            annotate_one(dir, &frame, r, &mut self.names)?;
+            self.annotated += 1;
         }
         if !self.quiet {
             self.lines.line(&row(r));
@@ -326,11 +322,7 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         eprintln!("warning: {}", crate::verify::printable(&w));
     }
     let assets = assets_dir();
-    let models = a
-        .models
-        .clone()
-        .or_else(|| std::env::var_os("VERIDOC_MODELS").map(PathBuf::from))
-        .unwrap_or_else(|| assets.join("models"));
+    let models = models_dir(a.models.clone());
     if engine.register_face_models(&models).is_empty() {
         return Err(Fatal(format!(
             "no face models in {} (run scripts/fetch-assets.sh, or pass --models)",
@@ -604,12 +596,11 @@ fn decode_reduced(input: &Input, side: u32) -> Result<crate::Frame, crate::Error
 /// Writes an annotated copy of one verified photo into `dir` (names made unique).
 fn annotate_one(
     dir: &Path,
-    input: &Input,
+    frame: &crate::Frame,
     r: &PhotoReport,
     used: &mut HashSet<String>,
 ) -> Result<(), Fatal> {
-    let frame = decode_reduced(input, ANNOTATE_SIDE).map_err(|e| Fatal(e.to_string()))?;
-    let img = crate::verify::annotate::annotate(&frame, r);
+    let img = crate::verify::annotate::annotate(frame, r);
     let stem = Path::new(&r.name)
         .file_stem()
         .map_or_else(|| "photo".to_string(), |s| s.to_string_lossy().into_owned());
