@@ -965,6 +965,57 @@ mod tests {
     }
 
     #[test]
+    fn a_file_of_twenty_thousand_scans_is_refused_early() {
+        // The reliability issue's attack: a small progressive JPEG whose last scan is
+        // repeated 20,000 times (a 345 KB file of this shape took 30 s and was accepted).
+        let b = progressive_jpeg(64, 48);
+        let last_sos = b.windows(2).rposition(|w| w == [0xFF, 0xDA]).expect("sos");
+        let eoi = b.len() - 2;
+        assert_eq!(&b[eoi..], &[0xFF, 0xD9]);
+        let scan = &b[last_sos..eoi];
+        let mut attack = b[..eoi].to_vec();
+        for _ in 0..20_000 {
+            attack.extend_from_slice(scan);
+        }
+        attack.extend_from_slice(&[0xFF, 0xD9]);
+        assert!(count_scans(&attack) > 20_000);
+        let t = std::time::Instant::now();
+        let e = load(
+            &attack,
+            &DecodeOptions::default(),
+            &DecodeLimits::default(),
+            |_| Ok(1),
+        )
+        .unwrap_err();
+        eprintln!(
+            "{} KB, {} scans: refused in {:?}: {e}",
+            attack.len() / 1000,
+            count_scans(&attack),
+            t.elapsed()
+        );
+        // stopped at the 501st scan (measured here: ~1 ms for this 1 MB file)
+        assert!(
+            matches!(
+                limit_kind(&e),
+                Some(LimitError::TooManyScans { limit: 500 })
+            ),
+            "{e:?}"
+        );
+        let lax = DecodeLimits {
+            max_jpeg_scans: 600,
+            ..DecodeLimits::default()
+        };
+        let e = load(&attack, &DecodeOptions::default(), &lax, |_| Ok(1)).unwrap_err();
+        assert!(
+            matches!(
+                limit_kind(&e),
+                Some(LimitError::TooManyScans { limit: 600 })
+            ),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn entropy_data_cut_short_before_an_end_marker_is_an_error() {
         // A truncated file with its end-of-image marker re-appended: libjpeg fills the rest
         // with gray and only warns; it is a decode error here.

@@ -220,7 +220,17 @@ pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Arc<[u8]>> {
         )));
     }
     check_size(meta.len(), max_bytes)?;
-    let mut f = std::fs::File::open(path).map_err(named)?;
+    let (mut f, opened) = open_regular(path).map_err(named)?;
+    if !opened.is_file() || opened.len() != meta.len() {
+        // replaced between the check and the open (a FIFO swapped in would have blocked
+        // a plain open for a writer; it is opened without waiting, then refused here)
+        return Err(Error::invalid(format!(
+            "{}: changed while being opened ({}, {} bytes; only regular files are read)",
+            path.display(),
+            file_kind(opened.file_type()),
+            opened.len()
+        )));
+    }
     let len = usize::try_from(meta.len())
         .map_err(|_| Error::invalid(format!("{}: too large for this platform", path.display())))?;
     // Collected straight into the shared buffer (one allocation of the final size).
@@ -230,6 +240,23 @@ pub(crate) fn read_file(path: &Path, max_bytes: u64) -> Result<Arc<[u8]>> {
     };
     f.read_exact(dst).map_err(named)?;
     Ok(buf)
+}
+
+/// Opens `path` for reading without ever waiting: `O_NONBLOCK` makes the open of a FIFO or
+/// device that replaced a checked file return at once (it has no effect on regular files,
+/// whose reads never block), and `O_NOCTTY` keeps a terminal from becoming ours. Returns the
+/// handle with the metadata of what was actually opened, for the caller to check.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<(std::fs::File, std::fs::Metadata)> {
+    let mut o = std::fs::OpenOptions::new();
+    o.read(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        o.custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY);
+    }
+    let f = o.open(path)?;
+    let meta = f.metadata()?;
+    Ok((f, meta))
 }
 
 /// What [`Input::collect`] found.
@@ -396,6 +423,7 @@ mod tests {
     #[cfg(unix)]
     #[test]
     fn a_fifo_is_refused_without_waiting_for_a_writer() {
+        use std::os::unix::fs::FileTypeExt;
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("pipe.jpg");
         let made = std::process::Command::new("mkfifo").arg(&p).status();
@@ -405,5 +433,9 @@ mod tests {
         // Opening a FIFO for reading blocks until a writer appears: a hang here is the bug.
         let e = read_file(&p, u64::MAX).unwrap_err();
         assert!(e.to_string().contains("a FIFO"), "{e}");
+        // a FIFO swapped in after the metadata check: the open itself does not wait, and
+        // what was opened is seen to be no regular file (read_file refuses it then)
+        let (_f, meta) = open_regular(&p).expect("opened without a writer");
+        assert!(meta.file_type().is_fifo());
     }
 }

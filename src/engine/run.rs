@@ -130,10 +130,18 @@ impl Engine {
                 })
                 .collect()
         });
+        // Lookups and stores run on the pool: a disk-tier entry costs ~50-90 us of kernel
+        // time (create, write, rename), as much as the whole work for a thumbnail, and a
+        // serial loop left the other cores idle (docs/benchmarks.md, cache reliability).
+        let found: Vec<Option<Tensor>> = self.pool.install(|| {
+            keys.par_iter()
+                .map(|k| k.and_then(|k| cache.get(&k)))
+                .collect()
+        });
         let mut slots: Vec<Option<Item>> = (0..inputs.len()).map(|_| None).collect();
         let mut todo_idx = Vec::new();
-        for (i, k) in keys.iter().enumerate() {
-            match k.and_then(|k| cache.get(&k)) {
+        for (i, got) in found.into_iter().enumerate() {
+            match got {
                 Some(t) => {
                     slots[i] = Some(Item {
                         name: inputs[i].name(),
@@ -156,10 +164,17 @@ impl Engine {
         } else {
             compute(&todo)
         };
+        self.pool.install(|| {
+            todo_idx
+                .par_iter()
+                .zip(out.items.par_iter())
+                .for_each(|(&i, item)| {
+                    if let (Some(k), Ok(t)) = (keys[i], &item.result) {
+                        cache.put(&k, t);
+                    }
+                })
+        });
         for (&i, item) in todo_idx.iter().zip(out.items.drain(..)) {
-            if let (Some(k), Ok(t)) = (keys[i], &item.result) {
-                cache.put(&k, t);
-            }
             slots[i] = Some(item);
         }
         let mut report = out.report;

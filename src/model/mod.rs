@@ -24,6 +24,10 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, ErrorKind, Result};
 
+/// Largest model file read: 4 GiB, the largest buffer a GPU we target binds
+/// (`max_buffer_size` on the H200, docs/gpu-notes.md); face-api's files are under 1 MB.
+const MODEL_FILE_MAX: u64 = 4 << 30;
+
 /// A read-only memory map of a file.
 pub(crate) type Mapped = memmap2::Mmap;
 
@@ -174,7 +178,8 @@ impl ModelSource {
         let (manifest, weights) = match self {
             ModelSource::TfjsFiles { manifest } => {
                 let file = |p: &std::path::Path| -> Result<Vec<u8>> {
-                    let b = std::fs::read(p).map_err(|e| Error::io_at(p, e))?;
+                    // regular files only, opened without waiting (a FIFO would hang)
+                    let b = crate::input::read_file(p, MODEL_FILE_MAX)?.to_vec();
                     let n = p.file_name().map(|n| n.to_string_lossy().into_owned());
                     integrity::check_published(name, n.as_deref().unwrap_or_default(), &b)?;
                     Ok(b)

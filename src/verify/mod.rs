@@ -671,11 +671,16 @@ impl<'e> Verifier<'e> {
             }),
             None => vec![None; inputs.len()],
         };
-        let mut slots: Vec<Option<PhotoReport>> = keys
-            .iter()
-            .zip(inputs)
-            .map(|(k, input)| k.and_then(|k| cache.and_then(|c| cached_report(c, &k, input))))
-            .collect();
+        // lookups and stores on the pool, like `Engine::run`'s (a disk entry is kernel work)
+        let mut slots: Vec<Option<PhotoReport>> = match cache {
+            Some(c) => self.engine.pool().install(|| {
+                keys.par_iter()
+                    .zip(inputs)
+                    .map(|(k, input)| k.and_then(|k| cached_report(c, &k, input)))
+                    .collect()
+            }),
+            None => vec![None; inputs.len()],
+        };
         let todo: Vec<usize> = (0..inputs.len()).filter(|&i| slots[i].is_none()).collect();
         if todo.is_empty() {
             return (
@@ -912,12 +917,16 @@ impl<'e> Verifier<'e> {
             k += 1;
             done.push((i, rep));
         }
+        if let Some(c) = cache {
+            self.engine.pool().install(|| {
+                done.par_iter().for_each(|(i, rep)| {
+                    if let Some(key) = keys[*i].filter(|_| rep.verdict != Verdict::Error) {
+                        store_report(c, &key, rep);
+                    }
+                })
+            });
+        }
         for (i, rep) in done {
-            if let (Some(c), Some(key)) = (cache, keys[i]) {
-                if rep.verdict != Verdict::Error {
-                    store_report(c, &key, &rep);
-                }
-            }
             slots[i] = Some(rep);
         }
         (slots.into_iter().flatten().collect(), decision)
