@@ -9,7 +9,10 @@
 //!
 //! Photos: the sample photos and the corpus samples (fixtures/photos, fixtures/corpus/samples).
 //! The ceiling is `veridoc verify --device cpu --no-cache` over the same photos, listed again
-//! until they are as many as one level sends (its summary's photos/s, best of three). The
+//! until they are as many as one level sends (its summary's photos/s), measured before the
+//! first level (best of three) and again after every level and after the RSS run (once):
+//! each ratio is against the mean of the ceilings just before and just after, so a shared
+//! machine's load, which moves both, cancels out as far as it can. The
 //! server runs with `--device cpu --no-cache` (every request runs the engine) and the
 //! default queue, batch and deadline; each concurrency level sends a fixed number of
 //! requests from that many client threads, each over one HTTP/1.1 keep-alive connection
@@ -190,11 +193,11 @@ fn status_kb(pid: u32, key: &str) -> u64 {
 }
 
 /// `veridoc verify --device cpu --no-cache` over the photos, listed again until they are
-/// `requests` photos (chunked as the server batches them): its photos/s (best of 3).
-fn ceiling(bin: &Path, paths: &[String], requests: usize) -> f64 {
+/// `requests` photos (chunked as the server batches them): its photos/s (best of `tries`).
+fn ceiling(bin: &Path, paths: &[String], requests: usize, tries: usize) -> f64 {
     let paths: Vec<&String> = paths.iter().cycle().take(requests.max(1)).collect();
     let mut best: f64 = 0.0;
-    for _ in 0..3 {
+    for _ in 0..tries {
         let out = Command::new(bin)
             .args([
                 "verify",
@@ -268,7 +271,7 @@ fn main() {
         std::process::exit(2);
     }
     let paths: Vec<String> = photos.iter().map(|(p, _)| p.clone()).collect();
-    let ceil = ceiling(&bin, &paths, requests);
+    let mut ceil = ceiling(&bin, &paths, requests, 3);
     println!(
         "ceiling: `veridoc verify --device cpu --no-cache` over {requests} photos ({} distinct): {ceil:.1} photos/s",
         photos.len()
@@ -313,20 +316,29 @@ fn main() {
         std::thread::sleep(Duration::from_millis(100));
     }
     println!("server {addr} (pid {pid}), {requests} requests per level\n");
-    println!("| concurrency | photos/s | vs ceiling | p50 ms | p99 ms | 200 | 503 | 504 | other | VmRSS MiB | VmHWM MiB | connections |");
-    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    println!("| concurrency | photos/s | vs ceiling | p50 ms | p99 ms | 200 | 503 | 504 | other | VmRSS MiB | VmHWM MiB | connections | ceiling before, after |");
+    println!("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
     for &c in &levels {
         let run = send(addr, &photos, c, requests, 0, |_| {});
+        let (rss, hwm) = (status_kb(pid, "VmRSS:"), status_kb(pid, "VmHWM:"));
+        let after = ceiling(&bin, &paths, requests, 1);
         println!(
-            "| {c} | {} | {:.0} | {:.0} | {} |",
-            run.cells(ceil),
-            status_kb(pid, "VmRSS:") as f64 / 1024.0,
-            status_kb(pid, "VmHWM:") as f64 / 1024.0,
+            "| {c} | {} | {:.0} | {:.0} | {} | {ceil:.1}, {after:.1} |",
+            run.cells((ceil + after) / 2.0),
+            rss as f64 / 1024.0,
+            hwm as f64 / 1024.0,
             run.opened,
         );
+        ceil = after;
     }
     if rss_requests > 0 {
-        rss_run(addr, pid, &photos, rss_requests, rss_every, idle, ceil);
+        let ceil_after = || ceiling(&bin, &paths, requests, 1);
+        let rss = Rss {
+            requests: rss_requests,
+            every: rss_every,
+            idle,
+        };
+        rss_run(addr, pid, &photos, rss, ceil, ceil_after);
     }
     let _ = Command::new("kill")
         .args(["-TERM", &pid.to_string()])
@@ -428,17 +440,31 @@ fn send(
     }
 }
 
+/// The RSS run's settings.
+struct Rss {
+    /// Requests sent.
+    requests: usize,
+    /// Sampling period, in requests.
+    every: usize,
+    /// Idle connections held open.
+    idle: usize,
+}
+
 /// The RSS run: `requests` requests at [`RSS_CONCURRENCY`] with `idle` idle connections
 /// open, VmRSS sampled every `every` requests.
 fn rss_run(
     addr: SocketAddr,
     pid: u32,
     photos: &Arc<Vec<(String, Vec<u8>)>>,
-    requests: usize,
-    every: usize,
-    idle: usize,
+    rss: Rss,
     ceil: f64,
+    ceil_after: impl FnOnce() -> f64,
 ) {
+    let Rss {
+        requests,
+        every,
+        idle,
+    } = rss;
     let held: Vec<TcpStream> = (0..idle)
         .map_while(|_| TcpStream::connect(addr).ok())
         .collect();
@@ -455,14 +481,16 @@ fn rss_run(
     });
     let mut v = samples.lock().map(|v| v.clone()).unwrap_or_default();
     v.sort_unstable();
+    let connections = held.len();
+    drop(held);
+    let after = ceil_after();
     println!(
-        "\nRSS run: {requests} keep-alive requests at concurrency {RSS_CONCURRENCY} with {} of \
-         {idle} idle connections open ({} connections opened by the clients)\n\n\
-         | photos/s | vs ceiling | p50 ms | p99 ms | 200 | 503 | 504 | other |\n\
-         |---:|---:|---:|---:|---:|---:|---:|---:|\n| {} |\n",
-        held.len(),
+        "\nRSS run: {requests} keep-alive requests at concurrency {RSS_CONCURRENCY} with \
+         {connections} of {idle} idle connections open ({} connections opened by the clients)\n\n\
+         | photos/s | vs ceiling | p50 ms | p99 ms | 200 | 503 | 504 | other | ceiling before, after |\n\
+         |---:|---:|---:|---:|---:|---:|---:|---:|---:|\n| {} | {ceil:.1}, {after:.1} |\n",
         run.opened,
-        run.cells(ceil)
+        run.cells((ceil + after) / 2.0)
     );
     let mib = |kb: u64| kb as f64 / 1024.0;
     let line: Vec<String> = v
@@ -488,5 +516,4 @@ fn rss_run(
         if flat { "flat" } else { "NOT flat" },
         FLAT_BOUND * 100.0
     );
-    drop(held);
 }
