@@ -568,70 +568,58 @@ fn jsonl_values(p: &Path) -> Vec<Value> {
         .collect()
 }
 
+/// `n` distinct manifest rows in `dir` (symbolic links to the photos of `photos_dir`, in
+/// turn) and the manifest listing them after a comment line.
 #[cfg(unix)]
-#[test]
-fn shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once() {
-    let Some((_, _, photos_dir)) =
-        photos("shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once")
-    else {
-        return;
-    };
-    let tmp = tempfile::tempdir().unwrap();
-    let mut sources: Vec<PathBuf> = std::fs::read_dir(&photos_dir)
+fn shard_manifest(dir: &Path, photos_dir: &Path, n: usize) -> (Vec<PathBuf>, PathBuf) {
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(photos_dir)
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|e| e == "jpg" || e == "png"))
         .collect();
     sources.sort();
-    // 150 distinct rows (links to the sample photos), 50 per shard: two chunks each
-    let rows: Vec<PathBuf> = (0..150)
+    let rows: Vec<PathBuf> = (0..n)
         .map(|i| {
             let src = &sources[i % sources.len()];
             let ext = src.extension().unwrap().to_str().unwrap();
-            let link = tmp.path().join(format!("row{i:03}.{ext}"));
+            let link = dir.join(format!("row{i:03}.{ext}"));
             std::os::unix::fs::symlink(src, &link).unwrap();
             link
         })
         .collect();
-    let manifest = tmp.path().join("manifest.txt");
+    let manifest = dir.join("manifest.txt");
     let listed: String = rows.iter().map(|p| format!("{}\n", s(p))).collect();
-    std::fs::write(&manifest, format!("# 150 photos\n{listed}")).unwrap();
-    let out = tmp.path().join("out");
-    let shard = |i: usize| {
-        veridoc(&[
-            "verify",
-            "--device",
-            "cpu",
-            "--no-cache",
-            "-q",
-            "--manifest",
-        ])
-        .args([s(&manifest), "--shard", &format!("{i}/3"), "--out", s(&out)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-    };
-    let mut kids: Vec<Child> = (0..3).map(shard).collect();
-    // kill shard 0 (SIGKILL: no chance to flush) once it has written its first lines
-    let partial = out.join("part-0-of-3.jsonl.partial");
+    std::fs::write(&manifest, format!("# {n} photos\n{listed}")).unwrap();
+    (rows, manifest)
+}
+
+#[cfg(unix)]
+/// Kills `kid` with SIGKILL (no chance to flush) once `partial` has a complete line, and
+/// checks it left no done marker.
+fn kill_after_first_commit(kid: &mut Child, partial: &Path) {
     let t = Instant::now();
-    while std::fs::read_to_string(&partial).map_or(0, |b| b.lines().count()) == 0 {
+    while std::fs::read_to_string(partial).map_or(0, |b| b.lines().count()) == 0 {
         assert!(
-            kids[0].try_wait().unwrap().is_none(),
-            "shard 0 ended before a commit"
+            kid.try_wait().unwrap().is_none(),
+            "the shard ended before a commit"
         );
         assert!(t.elapsed() < Duration::from_secs(120));
         std::thread::sleep(Duration::from_millis(5));
     }
-    kids[0].kill().unwrap();
-    kids[0].wait().unwrap();
-    assert!(!out.join("part-0-of-3.done.json").exists());
-    for k in &mut kids[1..] {
-        assert_eq!(wait(k, Duration::from_secs(240)), 0);
-    }
-    // restarted: it resumes after what it had written
-    let mut again = shard(0);
+    kid.kill().unwrap();
+    kid.wait().unwrap();
+    let marker = partial
+        .to_str()
+        .unwrap()
+        .replace(".jsonl.partial", ".done.json");
+    assert!(!Path::new(&marker).exists(), "killed after it was done");
+}
+
+#[cfg(unix)]
+/// Waits for a restarted shard (status 0) and returns the rows it resumed after. The part
+/// file's buffer reaches the disk before each chunk's commit, so a kill can land after
+/// any number of complete lines: at least one, fewer than the slice.
+fn restart(mut again: Child) -> usize {
     let status = wait(&mut again, Duration::from_secs(240));
     let mut err = String::new();
     again
@@ -641,24 +629,102 @@ fn shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once() 
         .read_to_string(&mut err)
         .unwrap();
     assert_eq!(status, 0, "{err}");
-    // it kept the complete lines it had written (the part file's buffer reaches the disk
-    // before each chunk's commit, so that is at least one line and fewer than its 50 rows)
-    let resumed: usize = err
-        .split("resumes after ")
+    err.split("resumes after ")
         .nth(1)
         .and_then(|r| r.split(' ').next())
         .and_then(|n| n.parse().ok())
-        .unwrap_or_else(|| panic!("no resume line: {err}"));
-    assert!((1..50).contains(&resumed), "{err}");
+        .unwrap_or_else(|| panic!("no resume line: {err}"))
+}
+
+/// A temporary directory and the photos folder for a shard test, or `None` (skipped).
+#[cfg(unix)]
+fn shard_test(test: &str) -> Option<(tempfile::TempDir, PathBuf)> {
+    let (_, _, photos_dir) = photos(test)?;
+    Some((tempfile::tempdir().unwrap(), photos_dir))
+}
+
+/// Shard `i` of three in `out`: its done marker and the lines of its part file.
+#[cfg(unix)]
+fn shard_part(out: &Path, i: usize) -> (Value, Vec<Value>) {
+    let marker = serde_json::from_str(
+        &std::fs::read_to_string(out.join(format!("part-{i}-of-3.done.json"))).unwrap(),
+    )
+    .unwrap();
+    (
+        marker,
+        jsonl_values(&out.join(format!("part-{i}-of-3.jsonl"))),
+    )
+}
+
+/// `veridoc ARGS --manifest MANIFEST --shard I/3 --out OUT`, started, its standard error
+/// piped.
+#[cfg(unix)]
+fn start_shard(args: &[&str], manifest: &Path, i: usize, out: &Path) -> Child {
+    veridoc(args)
+        .args([
+            "--manifest",
+            s(manifest),
+            "--shard",
+            &format!("{i}/3"),
+            "--out",
+            s(out),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Every index of three, run again when done, exits 0 at once; `foreign` (a run with
+/// another manifest or spec into the same output) is refused with status 2.
+#[cfg(unix)]
+fn done_and_foreign(shard: impl Fn(usize) -> Child, foreign: &[&str]) {
+    for i in 0..3 {
+        let mut k = shard(i);
+        assert_eq!(wait(&mut k, Duration::from_secs(60)), 0);
+    }
+    let o = run(foreign);
+    assert_eq!(code(&o), 2);
+    assert!(
+        text(&o.stderr).contains("another manifest"),
+        "{}",
+        text(&o.stderr)
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once() {
+    let Some((tmp, photos_dir)) =
+        shard_test("shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once")
+    else {
+        return;
+    };
+    // 150 distinct rows, 50 per shard: two chunks each
+    let (rows, manifest) = shard_manifest(tmp.path(), &photos_dir, 150);
+    let out = tmp.path().join("out");
+    let shard = |i: usize| {
+        start_shard(
+            &["verify", "--device", "cpu", "--no-cache", "-q"],
+            &manifest,
+            i,
+            &out,
+        )
+    };
+    let mut kids: Vec<Child> = (0..3).map(shard).collect();
+    kill_after_first_commit(&mut kids[0], &out.join("part-0-of-3.jsonl.partial"));
+    assert!(!out.join("part-0-of-3.done.json").exists());
+    for k in &mut kids[1..] {
+        assert_eq!(wait(k, Duration::from_secs(240)), 0);
+    }
+    // restarted: it resumes after what it had written
+    let resumed = restart(shard(0));
+    assert!((1..50).contains(&resumed));
     // the union of the parts is the manifest, each row exactly once, in order
     let (report_schema, _) = schema::report_schemas();
     let mut names = Vec::new();
     for i in 0..3 {
-        let marker: Value = serde_json::from_str(
-            &std::fs::read_to_string(out.join(format!("part-{i}-of-3.done.json"))).unwrap(),
-        )
-        .unwrap();
-        let part = jsonl_values(&out.join(format!("part-{i}-of-3.jsonl")));
+        let (marker, part) = shard_part(&out, i);
         assert_eq!(marker["photos"].as_u64(), Some(part.len() as u64));
         assert_eq!(marker["rows"][0].as_u64(), Some(50 * i as u64));
         for r in &part {
@@ -669,25 +735,120 @@ fn shards_as_local_processes_one_killed_and_restarted_cover_the_manifest_once() 
     let expected: Vec<String> = rows.iter().map(|p| s(p).to_string()).collect();
     assert_eq!(names, expected);
     // done indices exit 0 at once; another manifest under the same --out is refused
-    for i in 0..3 {
-        let mut k = shard(i);
-        assert_eq!(wait(&mut k, Duration::from_secs(60)), 0);
-    }
     let other = tmp.path().join("other.txt");
     std::fs::write(&other, s(&rows[0])).unwrap();
+    done_and_foreign(
+        shard,
+        &[
+            "verify",
+            "--manifest",
+            s(&other),
+            "--shard",
+            "0/3",
+            "--out",
+            s(&out),
+        ],
+    );
+}
+
+#[cfg(unix)]
+#[test]
+fn preprocess_shards_one_killed_and_restarted_cover_the_manifest_once() {
+    let Some((tmp, photos_dir)) =
+        shard_test("preprocess_shards_one_killed_and_restarted_cover_the_manifest_once")
+    else {
+        return;
+    };
+    // 300 rows, 100 per shard (four commits each): the kill after the first commit lands
+    // with most of shard 0 still to do; one row that is no image
+    let (mut rows, _) = shard_manifest(tmp.path(), &photos_dir, 299);
+    let broken = tmp.path().join("broken.jpg");
+    std::fs::write(&broken, b"\xff\xd8\xff not a jpeg").unwrap();
+    rows.insert(150, broken);
+    let manifest = tmp.path().join("preprocess.txt");
+    let listed: String = rows.iter().map(|p| format!("{}\n", s(p))).collect();
+    std::fs::write(&manifest, listed).unwrap();
+    let out = tmp.path().join("out");
+    let pipeline = ["--size", "96x64", "--mode", "fill", "--dtype", "u8"];
+    let flags = [
+        "preprocess",
+        "--device",
+        "cpu",
+        "--threads",
+        "1",
+        "--batch",
+        "4",
+        "-q",
+    ];
+    let shard = |i: usize| start_shard(&[&flags[..], &pipeline[..]].concat(), &manifest, i, &out);
+    let mut kids: Vec<Child> = (0..3).map(shard).collect();
+    kill_after_first_commit(&mut kids[0], &out.join("part-0-of-3.jsonl.partial"));
+    // shard 1 holds the broken row: an item error (status 3), the rest written
+    assert_eq!(wait(&mut kids[1], Duration::from_secs(240)), 3);
+    assert_eq!(wait(&mut kids[2], Duration::from_secs(240)), 0);
+    let resumed = restart(shard(0));
+    assert!((1..100).contains(&resumed));
+    // the union of the parts is the manifest, each row once, in order, every ok row's
+    // tensor on disk with its shape
+    let mut seen = Vec::new();
+    for i in 0..3 {
+        let (marker, part) = shard_part(&out, i);
+        assert_eq!(marker["items"].as_u64(), Some(part.len() as u64));
+        assert_eq!(marker["rows"][0].as_u64(), Some(100 * i as u64));
+        assert_eq!(marker["errors"].as_u64(), Some(u64::from(i == 1)));
+        assert!(marker["pipeline_hash"]
+            .as_str()
+            .is_some_and(|h| h.len() == 64));
+        for r in &part {
+            let k = r["index"].as_u64().unwrap() as usize;
+            assert_eq!(r["input"].as_str(), Some(s(&rows[k])));
+            if k == 150 {
+                assert_eq!(
+                    (r["status"].as_str(), r["error"]["code"].as_str()),
+                    (Some("error"), Some("decode")),
+                    "{r}"
+                );
+                continue;
+            }
+            assert_eq!(r["status"], "ok", "{r}");
+            assert_eq!(r["shape"], serde_json::json!([3, 64, 96]));
+            let npy = std::fs::read(out.join(r["output"].as_str().unwrap())).unwrap();
+            assert!(
+                npy.starts_with(b"\x93NUMPY") && npy.len() > 3 * 64 * 96,
+                "{r}"
+            );
+            seen.push(k);
+        }
+    }
+    let expected: Vec<usize> = (0..300).filter(|&k| k != 150).collect();
+    assert_eq!(seen, expected);
+    // the first row the restarted shard wrote equals what a plain run writes for it
+    let single = tmp.path().join("single");
     let o = run(&[
-        "verify",
-        "--manifest",
-        s(&other),
-        "--shard",
-        "0/3",
-        "--out",
-        s(&out),
-    ]);
-    assert_eq!(code(&o), 2);
-    assert!(
-        text(&o.stderr).contains("another manifest"),
-        "{}",
-        text(&o.stderr)
+        &["preprocess", "--device", "cpu"][..],
+        &pipeline[..],
+        &["-q", "--out", s(&single), s(&rows[resumed])][..],
+    ]
+    .concat());
+    assert_eq!(code(&o), 0, "{}", text(&o.stderr));
+    let stem = rows[resumed].file_stem().unwrap().to_str().unwrap();
+    assert_eq!(
+        std::fs::read(single.join(format!("{stem}.npy"))).unwrap(),
+        std::fs::read(out.join(format!("tensors/{resumed}.npy"))).unwrap()
+    );
+    // done indices exit 0 at once; another pipeline under the same --out is refused
+    done_and_foreign(
+        shard,
+        &[
+            "preprocess",
+            "--size",
+            "32",
+            "--manifest",
+            s(&manifest),
+            "--shard",
+            "0/3",
+            "--out",
+            s(&out),
+        ],
     );
 }

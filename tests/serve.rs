@@ -1,8 +1,9 @@
-//! `veridoc serve` over loopback (docs/service.md): every endpoint, every designed error
-//! status (400 for bad parameters and a truncated upload, 404, 405, 408 for a stalled body,
-//! 413, 415, 422, 503 under a flooded queue, 504 past a deadline), metrics that move, a
-//! slow client and idle connections that do not block others, and a SIGTERM drain that
-//! answers every accepted request and exits 0. Reports are checked against
+//! `veridoc serve` over loopback (docs/service.md): every endpoint, raw and multipart
+//! uploads, every designed error status (400 for bad parameters, a truncated upload and
+//! malformed forms, 404, 405, 408 for a stalled body, 413, 415, 422, 503 under a flooded
+//! queue, 504 past a deadline), metrics that move, a slow client and 1,000 idle
+//! connections that do not block others, the GPU path (`--device gpu` on lavapipe), and a
+//! SIGTERM drain that answers every accepted request and exits 0. Reports are checked against
 //! docs/report.schema.json. Every socket has a timeout and every test runs under an outer
 //! one.
 
@@ -23,6 +24,11 @@ const BIN: &str = env!("CARGO_BIN_EXE_veridoc");
 /// Outer limit of each test: a server start (models, warm-up) is a few seconds on two
 /// cores; a test that takes this long is hung.
 const TEST_LIMIT: Duration = Duration::from_secs(120);
+/// Idle connections held open while others are served (the hostile-client case).
+const IDLE_CONNECTIONS: usize = 1000;
+/// Open files this test process keeps for itself besides the idle connections (the
+/// harness, the other clients, the server's pipes).
+const FD_RESERVE: usize = 64;
 /// Socket read and write timeout of the test client.
 const IO_LIMIT: Duration = Duration::from_secs(30);
 
@@ -60,13 +66,18 @@ impl Drop for Server {
 impl Server {
     /// Starts the server with `args` on the CPU path and waits until /readyz says 200.
     fn start(args: &[&str]) -> Server {
+        Server::start_on("cpu", args)
+    }
+
+    /// Starts the server with `args` on `device` and waits until /readyz says 200.
+    fn start_on(device: &str, args: &[&str]) -> Server {
         let mut child = Command::new(BIN)
             .args([
                 "serve",
                 "--listen",
                 "127.0.0.1:0",
                 "--device",
-                "cpu",
+                device,
                 "--log",
                 "warn",
             ])
@@ -179,6 +190,43 @@ fn get(addr: SocketAddr, path: &str) -> Resp {
 
 fn post(addr: SocketAddr, path: &str, body: &[u8]) -> Resp {
     request(addr, "POST", path, "", body)
+}
+
+/// The boundary of the test's multipart forms.
+const BOUNDARY: &str = "veridoc-test-7MA4YWxkTrZu0gW";
+
+/// The `Content-Type` header line of a multipart form with [`BOUNDARY`].
+fn form_header() -> String {
+    format!("Content-Type: multipart/form-data; boundary={BOUNDARY}\r\n")
+}
+
+/// A `multipart/form-data` body of `(name, file name, bytes)` parts.
+fn form(parts: &[(&str, Option<&str>, &[u8])]) -> Vec<u8> {
+    let mut b = Vec::new();
+    for (name, file, bytes) in parts {
+        b.extend(
+            format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\"").bytes(),
+        );
+        if let Some(f) = file {
+            b.extend(format!("; filename=\"{f}\"\r\nContent-Type: image/jpeg").bytes());
+        }
+        b.extend(b"\r\n\r\n");
+        b.extend(*bytes);
+        b.extend(b"\r\n");
+    }
+    b.extend(format!("--{BOUNDARY}--\r\n").bytes());
+    b
+}
+
+fn post_form(addr: SocketAddr, path: &str, body: &[u8]) -> Resp {
+    request(addr, "POST", path, &form_header(), body)
+}
+
+/// The soft limit of open files of this process (`/proc/self/limits`), if known.
+fn open_files_limit() -> Option<usize> {
+    let text = std::fs::read_to_string("/proc/self/limits").ok()?;
+    let line = text.lines().find(|l| l.starts_with("Max open files"))?;
+    line.split_whitespace().nth(3)?.parse().ok()
 }
 
 /// The value of a metric line `name{labels} value` (or `name value`), summed over
@@ -347,16 +395,115 @@ fn endpoints_statuses_and_metrics() {
         assert!(r.body.len() > 16 * 32 * 3, "{} bytes", r.body.len());
         assert_eq!(post(addr, "/v1/preprocess?dtype=f64", &group).status, 400);
 
+        // multipart/form-data: the part `image` (its file name names the report) and an
+        // optional field `profile`, which wins over the query's
+        let r = post_form(
+            addr,
+            "/v1/verify",
+            &form(&[
+                ("image", Some("upload one.jpg"), &group),
+                ("profile", None, b"passport"),
+            ]),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = check_report(&r);
+        assert_eq!(
+            (v["verdict"].as_str(), v["name"].as_str()),
+            (Some("rejected"), Some("upload one.jpg"))
+        );
+        let r = post_form(
+            addr,
+            "/v1/verify?profile=passport",
+            &form(&[("image", Some("a.jpg"), &ok), ("profile", None, b"nope")]),
+        );
+        assert_eq!(
+            (r.status, &r.json()["error"]["code"]),
+            (400, &Value::from("unknown_profile"))
+        );
+        let r = post_form(
+            addr,
+            "/v1/preprocess?size=8x8&dtype=u8",
+            &form(&[("image", Some("g.jpg"), &group)]),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        assert!(r.body.starts_with(b"\x93NUMPY"));
+        // a form's image that is no image: 415, as a raw body
+        let r = post_form(addr, "/v1/verify", &form(&[("image", None, b"%PDF-1.7")]));
+        assert_eq!(r.status, 415);
+        // malformed forms: 400 with a JSON error, nothing queued
+        let no_image = form(&[("profile", None, b"passport")]);
+        let unknown = form(&[("image", None, &ok), ("colour", None, b"red")]);
+        let twice = form(&[("image", None, &ok), ("image", None, &ok)]);
+        let cut = form(&[("image", Some("a.jpg"), &ok)]);
+        let cut = &cut[..cut.len() - 200]; // no closing boundary
+        let garbage = b"this is not a multipart body at all".to_vec();
+        for (what, body) in [
+            ("no image part", &no_image[..]),
+            ("an unknown part", &unknown[..]),
+            ("two image parts", &twice[..]),
+            ("no closing boundary", cut),
+            ("no boundary at all", &garbage[..]),
+        ] {
+            let r = post_form(addr, "/v1/verify", body);
+            assert_eq!(r.status, 400, "{what}: {}", r.text());
+            assert_eq!(r.json()["error"]["code"], "bad_multipart", "{what}");
+        }
+        let r = request(
+            addr,
+            "POST",
+            "/v1/verify",
+            "Content-Type: multipart/form-data\r\n",
+            &ok,
+        );
+        assert_eq!(
+            (r.status, &r.json()["error"]["code"]),
+            (400, &Value::from("bad_multipart")),
+            "no boundary parameter"
+        );
+        // the size limit holds while a chunked form streams in (4 MiB here)
+        let mut s3 = TcpStream::connect(addr).expect("connect");
+        s3.set_read_timeout(Some(IO_LIMIT)).expect("timeout");
+        s3.set_write_timeout(Some(IO_LIMIT)).expect("timeout");
+        let head = format!(
+            "POST /v1/verify HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n{}\r\n",
+            form_header()
+        );
+        let _ = s3.write_all(head.as_bytes());
+        let start = format!(
+            "--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"image\"; filename=\"big.jpg\"\r\n\r\n"
+        );
+        let _ = s3.write_all(format!("{:x}\r\n{start}\r\n", start.len()).as_bytes());
+        for _ in 0..5 {
+            let _ = s3.write_all(format!("{:x}\r\n", chunk.len()).as_bytes());
+            let _ = s3.write_all(&chunk);
+            let _ = s3.write_all(b"\r\n");
+        }
+        let _ = s3.write_all(b"0\r\n\r\n");
+        let r = read_response(&mut s3);
+        assert_eq!(
+            (r.status, &r.json()["error"]["code"]),
+            (413, &Value::from("too_large"))
+        );
+
         // a slowloris client (half a header line, then nothing) and idle connections
         let mut slow = TcpStream::connect(addr).expect("connect");
         slow.set_read_timeout(Some(Duration::from_secs(10)))
             .expect("timeout");
         slow.write_all(b"POST /v1/verify HTTP/1.1\r\nHost: sl")
             .expect("write");
-        let idle: Vec<TcpStream> = (0..200)
+        // 1,000 idle connections (fewer only when this process's open-files limit is
+        // lower: said loudly); the server raises its own soft limit to the hard one
+        let fds = open_files_limit().unwrap_or(1024);
+        let n_idle = IDLE_CONNECTIONS.min(fds.saturating_sub(FD_RESERVE));
+        if n_idle < IDLE_CONNECTIONS {
+            eprintln!(
+                "NOTE: {n_idle} idle connections, not {IDLE_CONNECTIONS} (open files limit {fds})"
+            );
+        }
+        let idle: Vec<TcpStream> = (0..n_idle)
             .filter_map(|_| TcpStream::connect(addr).ok())
             .collect();
-        assert_eq!(idle.len(), 200);
+        assert_eq!(idle.len(), n_idle);
         let t = Instant::now();
         assert_eq!(post(addr, "/v1/verify", &group).status, 200);
         assert_eq!(get(addr, "/healthz").status, 200);
@@ -553,5 +700,40 @@ fn sigterm_drains_every_accepted_request() {
         assert_eq!(status.code(), Some(0));
         // nothing listens any more
         assert!(TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+    });
+}
+
+#[test]
+fn gpu_device_serves_on_the_gpu() {
+    let Some(a) = assets("gpu_device_serves_on_the_gpu") else {
+        return;
+    };
+    // the adapter as every GPU test looks for it: skipped loudly without one, a failure
+    // with VERIDOC_REQUIRE_GPU=1
+    if common::gpu_or_skip("gpu_device_serves_on_the_gpu").is_none() {
+        return;
+    }
+    bounded("gpu_device_serves_on_the_gpu", move || {
+        let s = Server::start_on("gpu", &["--no-cache"]);
+        let group = read(&a.join("photos/biden.jpg"));
+        let r = post_form(
+            s.addr,
+            "/v1/verify",
+            &form(&[("image", Some("group.jpg"), &group)]),
+        );
+        assert_eq!(r.status, 200, "{}", r.text());
+        let v = check_report(&r);
+        assert_eq!(v["device"], "gpu", "{v}");
+        assert_eq!(v["verdict"], "rejected", "{v}");
+        let t = get(s.addr, "/metrics").text();
+        assert!(
+            metric(&t, "veridoc_photos_total{device=\"gpu\"}") >= 1.0,
+            "{t}"
+        );
+        assert_eq!(
+            metric(&t, "veridoc_photos_total{device=\"cpu\"}"),
+            0.0,
+            "{t}"
+        );
     });
 }

@@ -26,6 +26,7 @@ use clap::{Parser, Subcommand};
 
 use crate::CancelToken;
 
+mod engine;
 mod inputs;
 mod io;
 mod preprocess;

@@ -10,17 +10,20 @@ use std::time::Instant;
 use image::ImageEncoder;
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::engine::{EngineArgs, MemoryTier};
 use super::inputs::InputArgs;
-use super::io::{create_file, csv_field, parse_size, writable_dir, Lines};
-use super::{exit, DeviceArg, Fatal, Signals};
-use crate::cache::CacheConfig;
+use super::io::{create_file, csv_field, writable_dir, Lines};
+use super::shard::Shard;
+use super::{exit, Fatal, Signals};
 use crate::verify::printable;
 use crate::{
-    Anchor, DType, Engine, Filter, Frame, Input, Layout, MemoryLimit, Pipeline, Resize,
-    StreamOptions, Tensor, IMAGENET_MEAN, IMAGENET_STD,
+    Anchor, DType, Filter, Frame, Input, Layout, Pipeline, Resize, StreamOptions, Tensor,
+    IMAGENET_MEAN, IMAGENET_STD,
 };
 
 /// `--mode`.
+mod shard;
+
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     /// Letterbox: the whole image, scaled to fit, padded.
@@ -70,14 +73,6 @@ enum DTypeArg {
 
 #[derive(clap::Args, Debug)]
 pub(super) struct Args {
-    /// Where the work runs (auto: the scheduler decides per batch).
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    device: DeviceArg,
-    /// Which GPU: auto, software, an index (`veridoc::gpu::adapters` order: by PCI bus),
-    /// pci:BUS, name:TEXT, or cuda (the first id of CUDA_VISIBLE_DEVICES, as Ray and Slurm
-    /// assign GPUs; Vulkan itself ignores that variable).
-    #[arg(long, env = "VERIDOC_GPU", value_name = "SPEC", default_value = "auto")]
-    gpu: String,
     /// Output size WxH (or S for S x S).
     #[arg(long, default_value = "640x640", value_name = "WxH")]
     size: String,
@@ -102,31 +97,34 @@ pub(super) struct Args {
     /// Always decode JPEGs at full resolution (no shrink-on-load).
     #[arg(long)]
     exact: bool,
-    /// Output directory (created).
+    /// Output directory (created; in shard mode, shared by every shard).
     #[arg(long, default_value = "out/preprocess", value_name = "DIR")]
     out: PathBuf,
+    /// Shard mode: a manifest of image paths, one per line (`#` comments and blank lines
+    /// ignored); needs --shard.
+    #[arg(long, value_name = "FILE", requires = "shard", conflicts_with_all = ["inputs", "files_from", "stack"])]
+    manifest: Option<PathBuf>,
+    /// Shard mode: preprocess slice I of N of the manifest (0-based I, e.g.
+    /// `$JOB_COMPLETION_INDEX/8`) into OUT/tensors/<row>.npy, one line per row in
+    /// OUT/part-I-of-N.jsonl, and a done marker; a finished index exits 0 at once, an
+    /// interrupted one resumes.
+    #[arg(long, value_name = "I/N", requires = "manifest")]
+    shard: Option<Shard>,
     /// One stacked `batch.npy` of shape (N, ...) instead of one file per input; a failed
     /// input's row is zeros (the manifest says which).
     #[arg(long)]
     stack: bool,
-    /// Host memory budget, with its unit (512MiB, 2GiB). Default: half the available memory.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    host_budget: Option<u64>,
-    /// GPU memory budget, with its unit (1GiB). Default: derived from the adapter.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    gpu_budget: Option<u64>,
     /// Items per batch. Default: planned from the budget.
     #[arg(long)]
     batch: Option<usize>,
-    /// Persistent result cache directory. Default: none (nothing is persisted).
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
     /// Exit 0 even when some items failed (the manifest still says which).
     #[arg(long)]
     keep_going: bool,
     /// No line per item: only the total.
     #[arg(short, long)]
     quiet: bool,
+    #[command(flatten)]
+    engine: EngineArgs,
     #[command(flatten)]
     input: InputArgs,
 }
@@ -410,7 +408,9 @@ impl Manifest {
 
 pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
     let p = pipeline(&a)?;
-    let (policy, _) = a.device.policy();
+    if let (Some(m), Some(sh)) = (&a.manifest, a.shard) {
+        return shard::run(&a, &p, m, sh, sig);
+    }
     let sel = if a.input.is_empty() {
         eprintln!("note: no inputs given: processing the built-in generated set");
         super::inputs::Selection {
@@ -435,21 +435,7 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
     } else {
         None
     };
-    let mut builder = Engine::builder().device_policy(policy);
-    builder = builder.gpu(crate::gpu::GpuSelection::parse(&a.gpu)?);
-    if let Some(b) = a.host_budget {
-        builder = builder.host_memory_limit(MemoryLimit::Bytes(b));
-    }
-    if let Some(b) = a.gpu_budget {
-        builder = builder.gpu_memory_limit(b);
-    }
-    if let Some(dir) = &a.cache_dir {
-        builder = builder.result_cache(CacheConfig::default().disk(dir.join("results")));
-    }
-    let engine = builder.build()?;
-    for w in engine.warnings() {
-        eprintln!("warning: {}", printable(&w));
-    }
+    let engine = a.engine.build(MemoryTier::WithDir)?;
     let mut lines = Lines::stdout();
     if let Some(gpu) = engine.gpu_info() {
         lines.line(&format!("gpu: {gpu}"));

@@ -4,8 +4,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::engine::{EngineArgs, MemoryTier};
 use super::io::parse_size;
-use super::{exit, DeviceArg, Fatal, Signals};
+use super::{exit, Fatal, Signals};
 use crate::service::{self, Config, Server};
 use crate::verify::Profile;
 
@@ -27,26 +28,10 @@ pub(super) struct Args {
     /// .toml/.json file). The first is the default; built-in profiles are always there.
     #[arg(long, value_name = "NAME|FILE")]
     profile: Vec<String>,
-    /// Where the networks and their preprocessing run (auto: the scheduler decides per
-    /// batch).
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    device: DeviceArg,
     /// Folder of face-api's models. Default: $VERIDOC_MODELS, else the fetched
     /// fixtures/models.
     #[arg(long, value_name = "DIR")]
     models: Option<PathBuf>,
-    /// Persistent result cache directory. Default: memory only.
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Memory tier of the result cache.
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
-    cache_memory: u64,
-    /// Disable the result cache (every request runs the engine).
-    #[arg(long)]
-    no_cache: bool,
-    /// CPU worker threads. Default: all cores.
-    #[arg(long)]
-    threads: Option<usize>,
     /// Most requests waiting for the engine; more are answered 503 with Retry-After.
     #[arg(long, default_value_t = service::DEFAULT_QUEUE, value_name = "N")]
     queue: usize,
@@ -74,6 +59,8 @@ pub(super) struct Args {
     /// Log level of the structured logs on standard error (error, warn, info, debug).
     #[arg(long, default_value = "info", value_name = "LEVEL")]
     log: tracing::Level,
+    #[command(flatten)]
+    engine: EngineArgs,
 }
 
 pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
@@ -82,6 +69,9 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         .with_max_level(a.log)
         .with_ansi(false)
         .try_init();
+    if let Some(n) = raise_open_files() {
+        tracing::debug!(open_files = n, "open files limit");
+    }
     let models = super::models_dir(a.models.clone());
     let mut cfg = Config::new(a.listen, models);
     let mut profiles = Vec::new();
@@ -94,13 +84,9 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         }
     }
     cfg.profiles = profiles;
-    let (policy, placement) = a.device.policy();
-    cfg.device = policy;
-    cfg.placement = placement;
-    cfg.cache_dir = a.cache_dir;
-    cfg.cache_memory = a.cache_memory;
-    cfg.use_cache = !a.no_cache;
-    cfg.threads = a.threads;
+    cfg.engine = a.engine.builder(MemoryTier::Always)?;
+    cfg.placement = a.engine.placement();
+    cfg.use_cache = !a.engine.no_cache;
     cfg.queue = a.queue;
     cfg.max_batch = a.max_batch;
     cfg.batch_window = Duration::from_millis(a.batch_window_ms);
@@ -131,4 +117,40 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
             .await
     })?;
     Ok(exit::OK)
+}
+
+/// Raises this process's soft limit of open files to its hard limit, as servers commonly
+/// do at start: every connection is a descriptor, and the usual default soft limit (1024)
+/// is below `--max-connections`. Returns the soft limit in force afterwards.
+#[cfg(unix)]
+fn raise_open_files() -> Option<libc::rlim_t> {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    #[allow(unsafe_code, reason = "getrlimit writes the one struct it is given")]
+    // SAFETY: `lim` is a valid, writable rlimit.
+    let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) };
+    if got != 0 {
+        return None;
+    }
+    if lim.rlim_cur < lim.rlim_max {
+        let want = libc::rlimit {
+            rlim_cur: lim.rlim_max,
+            rlim_max: lim.rlim_max,
+        };
+        #[allow(unsafe_code, reason = "setrlimit reads the one struct it is given")]
+        // SAFETY: `want` is a valid rlimit; raising the soft limit up to the hard one
+        // needs no privilege (a refusal, e.g. macOS above OPEN_MAX, keeps the old one).
+        let set = unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &want) };
+        if set == 0 {
+            lim.rlim_cur = lim.rlim_max;
+        }
+    }
+    Some(lim.rlim_cur)
+}
+
+#[cfg(not(unix))]
+fn raise_open_files() -> Option<u64> {
+    None
 }

@@ -1,15 +1,17 @@
 //! Shard mode for jobs past one machine (Kubernetes Indexed Jobs, Slurm job arrays):
 //! `verify --manifest M --shard I/N --out DIR` verifies a deterministic slice of the
-//! manifest and streams its reports to `DIR/part-I-of-N.jsonl`, crash-safe:
+//! manifest and streams its reports to `DIR/part-I-of-N.jsonl`; `preprocess` does the same
+//! with one line per item (its tensors are files beside it). Both are crash-safe the same
+//! way, through [`ShardOut`], generic over the row type ([`ShardRow`]):
 //!
 //! - rows go to `DIR/part-I-of-N.jsonl.partial`, flushed and fsynced after every chunk
-//!   (32 photos): a pre-empted task loses at most one chunk;
+//!   (32 items): a pre-empted task loses at most one chunk;
 //! - a restarted task keeps the partial file's complete lines (a torn last line is cut)
 //!   and goes on from the next row of its slice;
 //! - at the end the file is fsynced and renamed to `part-I-of-N.jsonl`, then a done marker
-//!   `part-I-of-N.done.json` records the counts and the manifest, profile and engine
-//!   hashes (written to a temporary name, fsynced, renamed);
-//! - an index whose marker is there, for the same manifest, profile and engine, exits 0 at
+//!   `part-I-of-N.done.json` records the counts and the manifest, spec (profile or
+//!   pipeline) and engine hashes (written to a temporary name, fsynced, renamed);
+//! - an index whose marker is there, for the same manifest, spec and engine, exits 0 at
 //!   once; a marker for anything else is refused (status 2), never overwritten.
 
 use std::fs::{File, OpenOptions};
@@ -17,10 +19,37 @@ use std::io::{BufRead, BufReader, BufWriter, Seek, SeekFrom, Write};
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use super::Fatal;
 use crate::verify::{PhotoReport, Verdict};
+
+/// Rows per commit of a shard's part file (the caller commits after each chunk): the
+/// verifier's chunk (32 photos), the unit the scheduler decides CPU or GPU for; a kill
+/// loses at most this many rows of work.
+pub(super) const SHARD_CHUNK: usize = 32;
+
+/// One line of a shard's part file.
+pub(super) trait ShardRow: Serialize + DeserializeOwned {
+    /// The done marker's names for the number of rows, then for each outcome.
+    const COUNTS: &'static [&'static str];
+    /// This row's outcome: an index into `COUNTS[1..]`.
+    fn outcome(&self) -> usize;
+}
+
+impl ShardRow for PhotoReport {
+    const COUNTS: &'static [&'static str] = &["photos", "accepted", "rejected", "errors"];
+
+    fn outcome(&self) -> usize {
+        match self.verdict {
+            Verdict::Accepted => 0,
+            Verdict::Rejected => 1,
+            Verdict::Error => 2,
+        }
+    }
+}
 
 /// `--shard I/N`: index `I` (0-based, as Kubernetes' `JOB_COMPLETION_INDEX`) of `N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,40 +103,64 @@ pub(super) struct DoneMarker {
     pub(super) shard: String,
     /// The manifest rows of this shard, `[start, end)`.
     pub(super) rows: [usize; 2],
-    /// Reports in the part file.
-    pub(super) photos: usize,
-    pub(super) accepted: usize,
-    pub(super) rejected: usize,
-    pub(super) errors: usize,
     /// BLAKE3 of the manifest file's bytes.
     pub(super) manifest_hash: String,
-    pub(super) profile: String,
-    pub(super) profile_hash: String,
     pub(super) engine_version: String,
     pub(super) build_id: String,
     /// The part file, relative to the output directory.
     pub(super) part: String,
+    /// The counts ([`ShardRow::COUNTS`]: `photos`, `accepted`, ... for verify) and the
+    /// spec ([`Identity::spec`]: `profile`, `profile_hash` for verify).
+    #[serde(flatten)]
+    pub(super) kind: Map<String, Value>,
+}
+
+impl DoneMarker {
+    /// The count called `name` (0 when absent).
+    pub(super) fn count(&self, name: &str) -> usize {
+        self.kind
+            .get(name)
+            .and_then(Value::as_u64)
+            .and_then(|n| usize::try_from(n).ok())
+            .unwrap_or(0)
+    }
+
+    /// `150 photos: 100 accepted, 40 rejected, 10 errors`, from `R`'s count names.
+    pub(super) fn counts<R: ShardRow>(&self) -> String {
+        let [total, parts @ ..] = R::COUNTS else {
+            return String::new();
+        };
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|n| format!("{} {n}", self.count(n)))
+            .collect();
+        format!("{} {total}: {}", self.count(total), parts.join(", "))
+    }
 }
 
 /// Who computes the shard: what a done marker must match to be trusted.
 #[derive(Debug, Clone)]
 pub(super) struct Identity {
     pub(super) manifest_hash: String,
-    pub(super) profile: String,
-    pub(super) profile_hash: String,
+    /// What computes each row, as the marker records it: `profile` and `profile_hash` for
+    /// verify, `pipeline` and `pipeline_hash` for preprocess. Every entry must match.
+    pub(super) spec: Vec<(&'static str, String)>,
 }
 
 impl Identity {
     fn matches(&self, m: &DoneMarker) -> bool {
         m.manifest_hash == self.manifest_hash
-            && m.profile_hash == self.profile_hash
+            && self
+                .spec
+                .iter()
+                .all(|(k, v)| m.kind.get(*k).and_then(Value::as_str) == Some(v.as_str()))
             && m.engine_version == crate::VERSION
             && m.build_id == crate::BUILD_ID
     }
 }
 
-/// A shard being written.
-pub(super) struct ShardOut {
+/// A shard being written, with rows of type `R`.
+pub(super) struct ShardOut<R: ShardRow> {
     shard: Shard,
     rows: Range<usize>,
     partial: PathBuf,
@@ -116,10 +169,12 @@ pub(super) struct ShardOut {
     w: BufWriter<File>,
     /// Rows of the slice already in the partial file when this run started.
     pub(super) resumed: usize,
-    counts: [usize; 3],
+    /// Rows by outcome ([`ShardRow::outcome`]).
+    counts: Vec<usize>,
+    rows_of: std::marker::PhantomData<fn() -> R>,
 }
 
-impl std::fmt::Debug for ShardOut {
+impl<R: ShardRow> std::fmt::Debug for ShardOut<R> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ShardOut")
             .field("shard", &self.shard)
@@ -133,25 +188,20 @@ impl std::fmt::Debug for ShardOut {
     clippy::large_enum_variant,
     reason = "made once per run; the marker is returned as it was read"
 )]
-pub(super) enum Opened {
-    /// Already done for this manifest, profile and engine: nothing to do.
+enum Opened<R: ShardRow> {
+    /// Already done for this manifest, spec and engine: nothing to do.
     Done(DoneMarker),
     /// To run (from `resumed` rows into its slice).
-    Run(ShardOut),
+    Run(ShardOut<R>),
 }
 
 fn named(p: &Path) -> impl Fn(std::io::Error) -> Fatal + '_ {
     move |e| Fatal(format!("{}: {e}", p.display()))
 }
 
-impl ShardOut {
+impl<R: ShardRow> ShardOut<R> {
     /// Opens shard `shard` of a manifest of `rows` rows in `dir`: done, resumed or new.
-    pub(super) fn open(
-        dir: &Path,
-        shard: Shard,
-        rows: usize,
-        who: &Identity,
-    ) -> Result<Opened, Fatal> {
+    fn open(dir: &Path, shard: Shard, rows: usize, who: &Identity) -> Result<Opened<R>, Fatal> {
         super::io::writable_dir("--out", dir)?;
         let stem = shard.stem();
         let marker = dir.join(format!("{stem}.done.json"));
@@ -164,7 +214,7 @@ impl ShardOut {
                 return Ok(Opened::Done(m));
             }
             return Err(Fatal(format!(
-                "{} records shard {} of another manifest, profile or engine build; \
+                "{} records shard {} of another manifest, profile, pipeline or engine build; \
                  use another --out directory or remove it",
                 marker.display(),
                 m.shard
@@ -179,7 +229,7 @@ impl ShardOut {
             .map_err(named(&partial))?;
         // keep the complete lines (each a report); cut a torn last line
         let mut keep = 0u64;
-        let mut counts = [0usize; 3];
+        let mut counts = vec![0usize; R::COUNTS.len().saturating_sub(1)];
         let mut resumed = 0usize;
         let mut r = BufReader::new(&f);
         let mut line = String::new();
@@ -189,10 +239,10 @@ impl ShardOut {
             if n == 0 || !line.ends_with('\n') {
                 break;
             }
-            let Ok(rep) = serde_json::from_str::<PhotoReport>(&line) else {
+            let Ok(row) = serde_json::from_str::<R>(&line) else {
                 break;
             };
-            count(&mut counts, &rep);
+            count(&mut counts, &row);
             resumed += 1;
             keep += n as u64;
         }
@@ -218,16 +268,47 @@ impl ShardOut {
             w: BufWriter::new(f),
             resumed,
             counts,
+            rows_of: std::marker::PhantomData,
         }))
     }
 
-    /// The manifest rows still to verify.
+    /// [`ShardOut::open`] for a run: `None` when the shard is already done (said on
+    /// standard error, with its counts); a resumed shard says after how many rows.
+    pub(super) fn start(
+        dir: &Path,
+        shard: Shard,
+        rows: usize,
+        who: &Identity,
+    ) -> Result<Option<ShardOut<R>>, Fatal> {
+        match Self::open(dir, shard, rows, who)? {
+            Opened::Done(m) => {
+                eprintln!(
+                    "veridoc: shard {} already done ({})",
+                    m.shard,
+                    m.counts::<R>()
+                );
+                Ok(None)
+            }
+            Opened::Run(out) => {
+                if out.resumed > 0 {
+                    eprintln!(
+                        "veridoc: shard {shard} resumes after {} {} already written",
+                        out.resumed,
+                        R::COUNTS.first().copied().unwrap_or("rows")
+                    );
+                }
+                Ok(Some(out))
+            }
+        }
+    }
+
+    /// The manifest rows still to do.
     pub(super) fn todo(&self) -> Range<usize> {
         self.rows.start + self.resumed..self.rows.end
     }
 
-    /// Appends one report.
-    pub(super) fn record(&mut self, r: &PhotoReport) -> Result<(), Fatal> {
+    /// Appends one row.
+    pub(super) fn record(&mut self, r: &R) -> Result<(), Fatal> {
         let mut line = serde_json::to_vec(r)?;
         line.push(b'\n');
         self.w.write_all(&line).map_err(named(&self.partial))?;
@@ -235,7 +316,7 @@ impl ShardOut {
         Ok(())
     }
 
-    /// Makes every recorded report durable (after each chunk).
+    /// Makes every recorded row durable (after each chunk).
     pub(super) fn commit(&mut self) -> Result<(), Fatal> {
         self.w.flush().map_err(named(&self.partial))?;
         self.w.get_ref().sync_data().map_err(named(&self.partial))
@@ -244,25 +325,29 @@ impl ShardOut {
     /// Seals a complete shard: the part file in place, then its done marker.
     pub(super) fn finish(mut self, who: &Identity) -> Result<DoneMarker, Fatal> {
         self.commit()?;
-        let photos: usize = self.counts.iter().sum();
-        if photos != self.rows.len() {
+        let total: usize = self.counts.iter().sum();
+        if total != self.rows.len() {
             return Err(Fatal(format!(
-                "shard {}: {photos} reports for {} rows",
+                "shard {}: {total} rows written for {} rows",
                 self.shard,
                 self.rows.len()
             )));
         }
         std::fs::rename(&self.partial, &self.part).map_err(named(&self.part))?;
+        let mut kind = Map::new();
+        for (name, n) in R::COUNTS
+            .iter()
+            .zip(std::iter::once(total).chain(self.counts.iter().copied()))
+        {
+            kind.insert((*name).to_string(), Value::from(n));
+        }
+        for (k, v) in &who.spec {
+            kind.insert((*k).to_string(), Value::from(v.as_str()));
+        }
         let m = DoneMarker {
             shard: self.shard.to_string(),
             rows: [self.rows.start, self.rows.end],
-            photos,
-            accepted: self.counts[0],
-            rejected: self.counts[1],
-            errors: self.counts[2],
             manifest_hash: who.manifest_hash.clone(),
-            profile: who.profile.clone(),
-            profile_hash: who.profile_hash.clone(),
             engine_version: crate::VERSION.to_string(),
             build_id: crate::BUILD_ID.to_string(),
             part: self
@@ -270,6 +355,7 @@ impl ShardOut {
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default(),
+            kind,
         };
         let tmp = self.marker.with_extension("json.tmp");
         let mut f = File::create(&tmp).map_err(named(&tmp))?;
@@ -288,12 +374,27 @@ impl ShardOut {
     }
 }
 
-fn count(c: &mut [usize; 3], r: &PhotoReport) {
-    match r.verdict {
-        Verdict::Accepted => c[0] += 1,
-        Verdict::Rejected => c[1] += 1,
-        Verdict::Error => c[2] += 1,
+fn count<R: ShardRow>(c: &mut [usize], r: &R) {
+    if let Some(n) = c.get_mut(r.outcome()) {
+        *n += 1;
     }
+}
+
+/// Shard mode's manifest: its rows (paths, one per line; `#` comments and blank lines
+/// ignored) and the BLAKE3 of its bytes.
+pub(super) fn read_manifest(path: &Path) -> Result<(Vec<PathBuf>, String), Fatal> {
+    let bytes =
+        std::fs::read(path).map_err(|e| Fatal(format!("--manifest {}: {e}", path.display())))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|_| Fatal(format!("--manifest {}: not UTF-8 text", path.display())))?;
+    let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
+    let rows = text
+        .lines()
+        .map(|l| l.trim_end_matches('\r'))
+        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
+        .map(PathBuf::from)
+        .collect();
+    Ok((rows, hash))
 }
 
 #[cfg(test)]

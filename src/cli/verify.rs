@@ -9,11 +9,11 @@ use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+use super::engine::{EngineArgs, MemoryTier};
 use super::inputs::InputArgs;
-use super::io::{cell, create_file, parse_size, writable_dir, Lines, Sink};
-use super::shard::{Identity, Opened, Shard, ShardOut};
-use super::{assets_dir, exit, models_dir, DeviceArg, Fatal, Signals};
-use crate::cache::CacheConfig;
+use super::io::{cell, create_file, writable_dir, Lines, Sink};
+use super::shard::{read_manifest, Identity, Shard, ShardOut};
+use super::{assets_dir, exit, models_dir, Fatal, Signals};
 use crate::verify::review::ReviewPage;
 use crate::verify::{PhotoReport, Profile, Verdict, VerifyOptions};
 use crate::{Engine, Input};
@@ -34,15 +34,6 @@ const NAME_COLUMN: usize = 40;
 
 #[derive(clap::Args, Debug)]
 pub(super) struct Args {
-    /// Where the networks and their preprocessing run (auto: the scheduler decides per
-    /// chunk from its calibrated cost model).
-    #[arg(long, value_enum, default_value_t = DeviceArg::Auto)]
-    device: DeviceArg,
-    /// Which GPU: auto, software, an index (`veridoc::gpu::adapters` order: by PCI bus),
-    /// pci:BUS, name:TEXT, or cuda (the first id of CUDA_VISIBLE_DEVICES, as Ray and Slurm
-    /// assign GPUs; Vulkan itself ignores that variable).
-    #[arg(long, env = "VERIDOC_GPU", value_name = "SPEC", default_value = "auto")]
-    gpu: String,
     /// A built-in profile name (`veridoc profile print` lists them) or a profile file
     /// (.toml or .json; a path needs a separator or an extension).
     #[arg(long, value_name = "NAME|FILE", default_value = "passport")]
@@ -70,19 +61,6 @@ pub(super) struct Args {
     /// Default: $VERIDOC_MODELS, else the fetched fixtures/models.
     #[arg(long, value_name = "DIR")]
     models: Option<PathBuf>,
-    /// Persistent result cache directory: a second run over the same photos is served
-    /// from it. Default: none (nothing is written to disk).
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Memory tier of the result cache.
-    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
-    cache_memory: u64,
-    /// Disable the result cache.
-    #[arg(long)]
-    no_cache: bool,
-    /// CPU worker threads. Default: all cores.
-    #[arg(long)]
-    threads: Option<usize>,
     /// No table of photos: only the summary (and the JSON outputs).
     #[arg(short, long)]
     quiet: bool,
@@ -103,6 +81,8 @@ pub(super) struct Args {
     #[arg(long, value_name = "DIR", requires = "manifest")]
     out: Option<PathBuf>,
     #[command(flatten)]
+    engine: EngineArgs,
+    #[command(flatten)]
     input: InputArgs,
 }
 
@@ -113,7 +93,7 @@ struct Outputs {
     json: Option<Sink>,
     json_items: usize,
     html: Option<(PathBuf, ReviewPage<BufWriter<File>>)>,
-    shard: Option<ShardOut>,
+    shard: Option<ShardOut<PhotoReport>>,
     annotate: Option<PathBuf>,
     annotated: usize,
     names: HashSet<String>,
@@ -224,22 +204,6 @@ fn row(r: &PhotoReport) -> String {
     )
 }
 
-/// Shard mode's manifest: its rows (paths) and the hash of its bytes.
-fn read_manifest(path: &Path) -> Result<(Vec<PathBuf>, String), Fatal> {
-    let bytes =
-        std::fs::read(path).map_err(|e| Fatal(format!("--manifest {}: {e}", path.display())))?;
-    let text = String::from_utf8(bytes)
-        .map_err(|_| Fatal(format!("--manifest {}: not UTF-8 text", path.display())))?;
-    let hash = blake3::hash(text.as_bytes()).to_hex().to_string();
-    let rows = text
-        .lines()
-        .map(|l| l.trim_end_matches('\r'))
-        .filter(|l| !l.trim().is_empty() && !l.starts_with('#'))
-        .map(PathBuf::from)
-        .collect();
-    Ok((rows, hash))
-}
-
 pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
     let profile = Profile::resolve(&a.profile)?;
     // Shard mode: done already? (before loading anything)
@@ -248,28 +212,16 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         let (rows, manifest_hash) = read_manifest(m)?;
         let who = Identity {
             manifest_hash,
-            profile: profile.name.clone(),
-            profile_hash: profile.hash_hex(),
+            spec: vec![
+                ("profile", profile.name.clone()),
+                ("profile_hash", profile.hash_hex()),
+            ],
         };
-        match ShardOut::open(dir, sh, rows.len(), &who)? {
-            Opened::Done(m) => {
-                eprintln!(
-                    "veridoc: shard {} already done ({} photos: {} accepted, {} rejected, {} errors)",
-                    m.shard, m.photos, m.accepted, m.rejected, m.errors
-                );
-                return Ok(exit::OK);
-            }
-            Opened::Run(out) => {
-                if out.resumed > 0 {
-                    eprintln!(
-                        "veridoc: shard {sh} resumes after {} reports already written",
-                        out.resumed
-                    );
-                }
-                let todo: Vec<PathBuf> = rows[out.todo()].to_vec();
-                shard = Some((out, who, todo));
-            }
-        }
+        let Some(out) = ShardOut::<PhotoReport>::start(dir, sh, rows.len(), &who)? else {
+            return Ok(exit::OK);
+        };
+        let todo: Vec<PathBuf> = rows[out.todo()].to_vec();
+        shard = Some((out, who, todo));
     }
     // Outputs are opened before any work: an unwritable path fails now.
     let stdout_sinks = [&a.jsonl, &a.json]
@@ -304,23 +256,7 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         None => None,
     };
     let to_stdout = [&jsonl, &json].into_iter().flatten().any(Sink::to_stdout);
-    let (policy, placement) = a.device.policy();
-    let mut b = Engine::builder().device_policy(policy);
-    b = b.gpu(crate::gpu::GpuSelection::parse(&a.gpu)?);
-    if let Some(t) = a.threads {
-        b = b.cpu_threads(t);
-    }
-    if !a.no_cache {
-        if let Some(dir) = &a.cache_dir {
-            b = b
-                .cache_dir(dir)
-                .result_cache(CacheConfig::memory(a.cache_memory).disk(dir.join("results")));
-        }
-    }
-    let engine = b.build()?;
-    for w in engine.warnings() {
-        eprintln!("warning: {}", crate::verify::printable(&w));
-    }
+    let engine = a.engine.build(MemoryTier::WithDir)?;
     let assets = assets_dir();
     let models = models_dir(a.models.clone());
     if engine.register_face_models(&models).is_empty() {
@@ -363,8 +299,8 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
         }
     };
     let inputs = sel.inputs;
-    let mut opts = VerifyOptions::new(profile).use_cache(!a.no_cache);
-    opts.placement = placement;
+    let mut opts = VerifyOptions::new(profile).use_cache(!a.engine.no_cache);
+    opts.placement = a.engine.placement();
     let verifier = engine.verifier(opts.clone())?;
 
     let bar = (std::io::stderr().is_terminal() && !a.quiet).then(|| {
@@ -491,19 +427,16 @@ pub(super) fn run(a: Args, sig: &Signals) -> Result<u8, Fatal> {
             // the whole slice is verified: seal it (its counts include a resumed start)
             let m = part.finish(who)?;
             eprintln!(
-                "veridoc: shard {} done: {} photos ({} accepted, {} rejected, {} errors) in {}",
+                "veridoc: shard {} done: {} in {}",
                 m.shard,
-                m.photos,
-                m.accepted,
-                m.rejected,
-                m.errors,
+                m.counts::<PhotoReport>(),
                 a.out
                     .as_deref()
                     .unwrap_or(Path::new("."))
                     .join(&m.part)
                     .display()
             );
-            (errors, rejected) = (m.errors, m.rejected);
+            (errors, rejected) = (m.count("errors"), m.count("rejected"));
         }
     }
     if a.repeat > 0 && !out.closed() {

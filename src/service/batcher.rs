@@ -16,7 +16,6 @@ use std::time::Instant;
 use tokio::sync::oneshot;
 
 use super::{Config, Shared};
-use crate::cache::CacheConfig;
 use crate::verify::{PhotoReport, Verifier, VerifyOptions};
 use crate::{Engine, Frame, Input, Pipeline};
 
@@ -101,23 +100,12 @@ pub(crate) fn run(
 }
 
 fn build_engine(cfg: &Config) -> Result<Engine, String> {
-    let mut b = Engine::builder().device_policy(cfg.device);
-    if let Some(t) = cfg.threads {
-        b = b.cpu_threads(t);
-    }
-    if cfg.use_cache {
-        // a memory tier always (repeats of the same bytes are answered from it: the
-        // content digest is the idempotency key); a disk tier with a cache directory
-        let mut results = CacheConfig::memory(cfg.cache_memory);
-        if let Some(dir) = &cfg.cache_dir {
-            b = b.cache_dir(dir);
-            results = results.disk(dir.join("results"));
-        }
-        b = b.result_cache(results);
-    }
-    let engine = b.build().map_err(|e| e.to_string())?;
+    let engine = cfg.engine.clone().build().map_err(|e| e.to_string())?;
     for w in engine.warnings() {
         tracing::warn!("{}", crate::verify::printable(&w));
+    }
+    if let Some(gpu) = engine.gpu_info() {
+        tracing::info!(%gpu, "gpu adapter");
     }
     if engine.register_face_models(&cfg.models).is_empty() {
         return Err(format!("no face models in {}", cfg.models.display()));

@@ -5,8 +5,9 @@
 //! the queue and joins the engine thread. The HTTP API, the status mapping and the metrics
 //! are documented in `docs/service.md`; in short:
 //!
-//! - `POST /v1/verify[?profile=NAME][&name=LABEL]`: the raw image as the body; the answer
-//!   is the photo's report (schema 4, `docs/report.schema.json`): 200 for `accepted` and
+//! - `POST /v1/verify[?profile=NAME][&name=LABEL]`: the raw image as the body, or a
+//!   `multipart/form-data` form with the part `image` and an optional field `profile`
+//!   (400 `bad_multipart` for anything else); the answer is the photo's report (schema 4, `docs/report.schema.json`): 200 for `accepted` and
 //!   `rejected`, 422 when the photo could not be decoded or is over a decode limit, 415 for
 //!   a body that is no image the engine reads.
 //! - `POST /v1/preprocess[?size=WxH][&mode=fit|fill|stretch|shorter-side][&dtype=f32|f16|u8]
@@ -42,8 +43,9 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tracing::Instrument;
 
+use crate::cache::CacheConfig;
 use crate::verify::{PhotoReport, Profile, Verdict};
-use crate::{DType, DevicePolicy, Input, Pipeline, Placement};
+use crate::{DType, Engine, EngineBuilder, Input, Pipeline, Placement};
 
 mod batcher;
 mod metrics;
@@ -58,20 +60,17 @@ pub struct Config {
     /// Profiles requests may name with `?profile=`; the first is the default. Never empty
     /// ([`Config::new`] starts with the built-in `passport`).
     pub profiles: Vec<Profile>,
-    /// Which devices the engine may use.
-    pub device: DevicePolicy,
+    /// The engine: device policy, GPU selection, threads, memory budgets and the result
+    /// cache (a memory tier answers repeats of the same bytes: the content digest is the
+    /// idempotency key). Default ([`Config::new`]): `Engine::builder()` with a 256 MiB
+    /// memory-tier result cache.
+    pub engine: EngineBuilder,
     /// Where every batch runs (`None`: the scheduler decides per batch).
     pub placement: Option<Placement>,
     /// Folder of face-api's models.
     pub models: PathBuf,
-    /// Persistent result cache directory (`None`: memory only).
-    pub cache_dir: Option<PathBuf>,
-    /// Memory tier of the result cache, in bytes.
-    pub cache_memory: u64,
-    /// Answer repeats of the same content from the result cache.
+    /// Answer repeats of the same content from the result cache (when the engine has one).
     pub use_cache: bool,
-    /// CPU worker threads (`None`: all cores).
-    pub threads: Option<usize>,
     /// Most requests waiting for the engine; one more is answered 503.
     pub queue: usize,
     /// Most requests in one micro-batch.
@@ -90,6 +89,9 @@ pub struct Config {
     pub max_connections: usize,
 }
 
+/// Default memory tier of the result cache: 256 MiB, [`CacheConfig`]'s own default
+/// (~70,000 reports of ~3.6 KiB).
+pub const DEFAULT_CACHE_MEMORY: u64 = 256 << 20;
 /// Default queue: two of the verifier's chunks (32 photos); at ~20 ms a photo on two
 /// cores that is ~1.3 s of work, inside the default deadline.
 pub const DEFAULT_QUEUE: usize = 64;
@@ -114,19 +116,17 @@ pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 
 impl Config {
     /// The defaults: listen on `listen`, the `passport` profile, the scheduler's choice of
-    /// device, the models in `models`, a memory-only result cache of 256 MiB, and the
+    /// device, the models in `models`, a memory-only result cache of
+    /// [`DEFAULT_CACHE_MEMORY`], and the
     /// `DEFAULT_*` limits of this module.
     pub fn new(listen: SocketAddr, models: impl Into<PathBuf>) -> Config {
         Config {
             listen,
             profiles: vec![Profile::passport()],
-            device: DevicePolicy::Auto,
+            engine: Engine::builder().result_cache(CacheConfig::memory(DEFAULT_CACHE_MEMORY)),
             placement: None,
             models: models.into(),
-            cache_dir: None,
-            cache_memory: 256 << 20,
             use_cache: true,
-            threads: None,
             queue: DEFAULT_QUEUE,
             max_batch: DEFAULT_MAX_BATCH,
             batch_window: DEFAULT_BATCH_WINDOW,
@@ -489,7 +489,8 @@ async fn route(st: &State, req: Request<Incoming>, id: &str, arrived: Instant) -
     }
 }
 
-/// `/v1/verify` and `/v1/preprocess`: parameters, body, queue, answer.
+/// `/v1/verify` and `/v1/preprocess`: parameters, body (raw or a multipart form), queue,
+/// answer.
 async fn work(
     st: &State,
     req: Request<Incoming>,
@@ -498,53 +499,75 @@ async fn work(
     verify: bool,
 ) -> Reply {
     let params = query(req.uri().query().unwrap_or(""));
-    let mut name = format!("request-{id}");
-    let w = if verify {
-        let mut profile = 0;
+    let mut name = None;
+    let mut profile = 0;
+    let mut pipe = None;
+    if verify {
         for (k, v) in &params {
             match k.as_str() {
-                "profile" => match st.profiles.get(v) {
-                    Some(&i) => profile = i,
-                    None => {
-                        let mut known: Vec<&str> = st.profiles.keys().map(String::as_str).collect();
-                        known.sort_unstable();
-                        return Reply::error(
-                            StatusCode::BAD_REQUEST,
-                            "unknown_profile",
-                            format!("no profile {v:?} (this server has: {})", known.join(", ")),
-                        );
-                    }
+                "profile" => match profile_index(st, v) {
+                    Ok(i) => profile = i,
+                    Err(r) => return r,
                 },
-                "name" => name.clone_from(v),
+                "name" => name = Some(v.clone()),
                 _ => return unknown_param(k),
             }
         }
-        Work::Verify(profile)
     } else {
         match pipeline(&params) {
-            Ok(p) => Work::Preprocess(Box::new(p)),
+            Ok(p) => pipe = Some(Box::new(p)),
             Err(r) => return r,
         }
-    };
-    let body = match read_body(st, req).await {
-        Ok(b) => b,
+    }
+    let up = match read_upload(st, req, verify).await {
+        Ok(u) => u,
         Err(r) => return r,
     };
-    if crate::decode::sniff(&body).is_none() {
+    // a form's profile field wins over the query's
+    if let Some(p) = &up.profile {
+        match profile_index(st, p) {
+            Ok(i) => profile = i,
+            Err(r) => return r,
+        }
+    }
+    let w = match pipe {
+        Some(p) => Work::Preprocess(p),
+        None => Work::Verify(profile),
+    };
+    if crate::decode::sniff(&up.image).is_none() {
         return Reply::error(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported",
             "the body is not a JPEG, PNG, WebP, BMP, TIFF or GIF image",
         );
     }
-    let input = Input::bytes(name, Arc::<[u8]>::from(&body[..]));
-    drop(body);
+    let name = name
+        .or(up.filename)
+        .unwrap_or_else(|| format!("request-{id}"));
+    let input = Input::bytes(name, Arc::<[u8]>::from(&up.image[..]));
+    drop(up.image);
     match submit(st, w, input, arrived).await {
         Ok(Answer::Report(r)) => report_reply(&r),
         Ok(Answer::Npy(Ok(npy))) => Reply::text(StatusCode::OK, "application/octet-stream", npy),
         Ok(Answer::Npy(Err(e))) => Reply::error(status_of(e.code()), e.code(), e),
         Err(r) => r,
     }
+}
+
+/// The index of the profile named `name` among the server's, or a 400 listing them.
+fn profile_index(st: &State, name: &str) -> Result<usize, Reply> {
+    st.profiles.get(name.trim()).copied().ok_or_else(|| {
+        let mut known: Vec<&str> = st.profiles.keys().map(String::as_str).collect();
+        known.sort_unstable();
+        Reply::error(
+            StatusCode::BAD_REQUEST,
+            "unknown_profile",
+            format!(
+                "no profile {name:?} (this server has: {})",
+                known.join(", ")
+            ),
+        )
+    })
 }
 
 fn unknown_param(k: &str) -> Reply {
@@ -579,16 +602,22 @@ fn report_reply(r: &PhotoReport) -> Reply {
     reply
 }
 
-/// The body, within the size limit and the body timeout.
-async fn read_body(st: &State, req: Request<Incoming>) -> Result<Bytes, Reply> {
+/// What a request uploaded: the image's bytes and, from a multipart form, its `profile`
+/// field and the image part's file name.
+struct Upload {
+    image: Bytes,
+    profile: Option<String>,
+    filename: Option<String>,
+}
+
+/// The multipart form's part that holds the image.
+const IMAGE_PART: &str = "image";
+
+/// The upload: the raw body, or the parts of a `multipart/form-data` body, within the size
+/// limit (counted as the bytes stream in, headers and boundaries included) and the body
+/// timeout.
+async fn read_upload(st: &State, req: Request<Incoming>, verify: bool) -> Result<Upload, Reply> {
     let limit = st.cfg.max_body;
-    let too_large = || {
-        Reply::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("the body is over {}", crate::fmt_bytes(limit)),
-        )
-    };
     // refused from the header, before a byte of the body is read
     let declared = req
         .headers()
@@ -596,36 +625,152 @@ async fn read_body(st: &State, req: Request<Incoming>) -> Result<Bytes, Reply> {
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|n| n > limit) {
-        return Err(too_large());
+        return Err(too_large(limit));
     }
+    let content_type = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let boundary = if content_type
+        .trim_start()
+        .to_ascii_lowercase()
+        .starts_with("multipart/")
+    {
+        Some(multer::parse_boundary(content_type).map_err(|e| bad_multipart(&e))?)
+    } else {
+        None
+    };
     let body = Limited::new(
         req.into_body(),
         usize::try_from(limit).unwrap_or(usize::MAX),
     );
-    match tokio::time::timeout(st.cfg.body_timeout, body.collect()).await {
+    let read = async {
+        match boundary {
+            None => raw_body(body, limit).await,
+            Some(b) => form(body, b, verify, limit).await,
+        }
+    };
+    match tokio::time::timeout(st.cfg.body_timeout, read).await {
         Err(_) => Err(Reply::error(
             StatusCode::REQUEST_TIMEOUT,
             "body_timeout",
             format!("the body did not arrive within {:?}", st.cfg.body_timeout),
         )),
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => Err(too_large()),
-        Ok(Err(e)) => Err(Reply::error(
+        Ok(r) => r,
+    }
+}
+
+async fn raw_body(body: Limited<Incoming>, limit: u64) -> Result<Upload, Reply> {
+    let b = body
+        .collect()
+        .await
+        .map_err(|e| body_error(&*e, limit))?
+        .to_bytes();
+    if b.is_empty() {
+        return Err(Reply::error(
             StatusCode::BAD_REQUEST,
-            "bad_body",
-            format!("reading the body: {e}"),
-        )),
-        Ok(Ok(c)) => {
-            let b = c.to_bytes();
-            if b.is_empty() {
-                Err(Reply::error(
+            "empty_body",
+            "send the image as the request body",
+        ));
+    }
+    Ok(Upload {
+        image: b,
+        profile: None,
+        filename: None,
+    })
+}
+
+/// A `multipart/form-data` body: the part `image` (its bytes, and its file name as the
+/// report's name), and for verify an optional field `profile`; any other part is refused.
+async fn form(
+    body: Limited<Incoming>,
+    boundary: String,
+    verify: bool,
+    limit: u64,
+) -> Result<Upload, Reply> {
+    let mut mp = multer::Multipart::new(body.into_data_stream(), boundary);
+    let mut image: Option<Vec<u8>> = None;
+    let (mut profile, mut filename) = (None, None);
+    let fail = |e: multer::Error| multipart_error(e, limit);
+    while let Some(mut field) = mp.next_field().await.map_err(fail)? {
+        let part = field.name().unwrap_or("").to_string();
+        match part.as_str() {
+            IMAGE_PART if image.is_none() => {
+                filename = field.file_name().map(str::to_string);
+                let mut buf = Vec::new();
+                while let Some(c) = field.chunk().await.map_err(fail)? {
+                    buf.extend_from_slice(&c);
+                }
+                image = Some(buf);
+            }
+            "profile" if verify && profile.is_none() => {
+                profile = Some(field.text().await.map_err(fail)?);
+            }
+            _ => {
+                let what = if part.is_empty() {
+                    "a part without a name".to_string()
+                } else {
+                    format!("part {part:?} (unknown or repeated)")
+                };
+                let allowed = if verify { "image and profile" } else { "image" };
+                return Err(Reply::error(
                     StatusCode::BAD_REQUEST,
-                    "empty_body",
-                    "send the image as the request body",
-                ))
-            } else {
-                Ok(b)
+                    "bad_multipart",
+                    format!("{what}: the form takes the parts {allowed}"),
+                ));
             }
         }
+    }
+    match image {
+        Some(b) if !b.is_empty() => Ok(Upload {
+            image: Bytes::from(b),
+            profile,
+            filename,
+        }),
+        _ => Err(Reply::error(
+            StatusCode::BAD_REQUEST,
+            "bad_multipart",
+            format!("the form has no (or an empty) part {IMAGE_PART:?}"),
+        )),
+    }
+}
+
+fn too_large(limit: u64) -> Reply {
+    Reply::error(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "too_large",
+        format!("the body is over {}", crate::fmt_bytes(limit)),
+    )
+}
+
+/// A failed body read: over the limit (413), else broken or cut short (400).
+fn body_error(e: &(dyn std::error::Error + 'static), limit: u64) -> Reply {
+    if e.downcast_ref::<LengthLimitError>().is_some() {
+        return too_large(limit);
+    }
+    Reply::error(
+        StatusCode::BAD_REQUEST,
+        "bad_body",
+        format!("reading the body: {e}"),
+    )
+}
+
+fn bad_multipart(e: &multer::Error) -> Reply {
+    Reply::error(
+        StatusCode::BAD_REQUEST,
+        "bad_multipart",
+        format!("malformed multipart/form-data: {e}"),
+    )
+}
+
+fn multipart_error(e: multer::Error, limit: u64) -> Reply {
+    match e {
+        multer::Error::StreamReadFailed(inner) => body_error(&*inner, limit),
+        multer::Error::StreamSizeExceeded { .. } | multer::Error::FieldSizeExceeded { .. } => {
+            too_large(limit)
+        }
+        e => bad_multipart(&e),
     }
 }
 
