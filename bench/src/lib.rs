@@ -20,6 +20,7 @@
 //! sample, summarised by [`Summary`] (median, MAD-based spread, p50/p90/p99).
 
 mod compare;
+pub mod gpucheck;
 pub mod monitor;
 pub mod noise;
 mod output;
@@ -222,7 +223,8 @@ pub struct Measurement {
     /// Anything worth knowing (fallbacks, budgets).
     pub note: String,
     /// Other processes' share of the machine's CPU time during the kept timed calls (0 to
-    /// 1; [`noise::foreign_share`]); `None` where `/proc` is unreadable.
+    /// 1; [`noise::foreign_share`]); `None` where `/proc` is unreadable or the timed calls
+    /// took less than [`noise::MIN_TICKS`] of machine time together.
     #[serde(default)]
     pub foreign_cpu: Option<f64>,
     /// Timed calls measured again because other processes took more than
@@ -356,7 +358,8 @@ pub fn measure_with(
         stages: summary.map(|s| s.stages).unwrap_or_default(),
         placement,
         note: String::new(),
-        foreign_cpu: (total_ticks > 0)
+        // a case shorter than MIN_TICKS of machine time is too short to judge
+        foreign_cpu: (total_ticks >= noise::MIN_TICKS)
             .then(|| (foreign_ticks as f64 / total_ticks as f64).clamp(0.0, 1.0)),
         noisy_retries: tally.retried,
         noisy_calls: tally.noisy_kept,

@@ -202,7 +202,26 @@ pub fn recommend(r: &BenchReport) -> Recommendations {
                         .map(|b| b as f64 / m.case.batch.max(1) as f64)
                 })
                 .fold(0.0, f64::max);
-            (best.case.path.clone(), enough, per_item)
+            // the engine's default path unless the best one beats it beyond the noise
+            let auto = batch.iter().find(|m| {
+                m.case.path == "auto"
+                    && (m.case.width, m.case.height, m.case.batch)
+                        == (best.case.width, best.case.height, best.case.batch)
+            });
+            let path = match auto {
+                Some(a) if best.case.path != "auto" && !clearly_faster(best, a, 0.0) => {
+                    reasons.push(format!(
+                        "path auto: the {} path's lead over auto at batch {} ({:.1} vs {:.1} items/s) is within the measured noise",
+                        best.case.path,
+                        best.case.batch,
+                        best.throughput.median,
+                        a.throughput.median
+                    ));
+                    "auto".to_string()
+                }
+                _ => best.case.path.clone(),
+            };
+            (path, enough, per_item)
         }
         None => {
             reasons.push(format!(
@@ -336,6 +355,17 @@ mod tests {
             fake("batch", "cpu b2", "cpu", 2, wh, 120.0, 0.0),
         ];
         assert_eq!(recommend(&fake_report(ms)).batch_size, 2);
+        // the best path's lead over auto within the noise: auto (the default) is advised
+        let ms = vec![
+            fake("batch", "cpu b8", "cpu", 8, wh, 110.0, 0.10),
+            fake("batch", "auto b8", "auto", 8, wh, 100.0, 0.10),
+        ];
+        assert_eq!(recommend(&fake_report(ms)).path, "auto");
+        let ms = vec![
+            fake("batch", "cpu b8", "cpu", 8, wh, 130.0, 0.0),
+            fake("batch", "auto b8", "auto", 8, wh, 100.0, 0.0),
+        ];
+        assert_eq!(recommend(&fake_report(ms)).path, "cpu");
         // a gpu 30% ahead while others used 40% of the machine during the cpu case: no win
         let mut cpu = fake("batch", "cpu b8", "cpu", 8, wh, 100.0, 0.0);
         cpu.foreign_cpu = Some(0.4);
