@@ -83,6 +83,9 @@ fn by_key<'a>(
     .collect()
 }
 
+/// One batch size of a crossover: (batch, gpu/cpu throughput ratio, gpu clearly faster).
+type Point = (usize, f64, bool);
+
 /// Crossovers from every measurement of suites `batch` and `size` that has both a `cpu`
 /// and a `gpu` point at the same resolution and batch size. The GPU wins a point only when
 /// it is faster by more than [`WIN_MARGIN`] plus the measured noise
@@ -93,7 +96,8 @@ fn crossovers(r: &BenchReport) -> Vec<Crossover> {
             .iter()
             .filter(|m| m.case.suite == "batch" || m.case.suite == "size"),
     );
-    let mut grid: BTreeMap<(u32, u32), Vec<(usize, f64, bool)>> = BTreeMap::new();
+    // per resolution: (batch, gpu/cpu ratio, gpu clearly faster)
+    let mut grid: BTreeMap<(u32, u32), Vec<Point>> = BTreeMap::new();
     for ((w, h, b, path), cpu) in &pts {
         if path != "cpu" {
             continue;
