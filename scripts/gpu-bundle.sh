@@ -7,7 +7,8 @@
 #   .gl/       the Vulkan loader .deb (libvulkan1, amd64) for a device without one.
 # Both folders are added to .git/info/exclude. The test executables come from
 # `cargo test --release --no-run` (the build CI's `cargo test --release` already made, so
-# after it this costs little), found through --message-format=json.
+# after it this costs nothing but stripping and compressing), found through
+# --message-format=json.
 #
 #   scripts/gpu-bundle.sh            # build the bundle
 #   scripts/gpu-bundle.sh --no-deb   # without downloading the loader .deb
@@ -39,9 +40,9 @@ done
 t0=$(date +%s)
 msgs=$(mktemp)
 trap 'rm -f "$msgs"' EXIT
-cargo test --release --no-run --message-format=json -p veridoc --lib --test gpu_parity \
-  --test gpu_detect >"$msgs"
-cargo build --release --message-format=json -p veridoc-bench --bin bench >>"$msgs"
+# exactly CI's `cargo test --release` build (same features, so nothing is rebuilt after it);
+# it also links the plain `bench` binary
+cargo test --release --no-run --message-format=json >"$msgs"
 # "name<TAB>executable" for the artifacts to carry (the lib's unit tests as veridoc-lib-tests)
 exes=$(python3 - "$msgs" <<'EOF'
 import json, sys
@@ -53,7 +54,7 @@ for line in open(sys.argv[1]):
     if m.get("reason") != "compiler-artifact" or not m.get("executable"):
         continue
     t = m["target"]
-    if m["profile"]["test"] and t["kind"] == ["lib"]:
+    if m["profile"]["test"] and t["kind"] == ["lib"] and t["name"] == "veridoc":
         print("veridoc-lib-tests\t" + m["executable"])
     elif m["profile"]["test"] and t["name"] in ("gpu_parity", "gpu_detect"):
         print(t["name"] + "\t" + m["executable"])
