@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{BenchReport, Measurement};
+use crate::noise::{fmt_share, is_noisy, noise_threshold, spread_threshold};
 
 /// How many combined standard deviations a change must exceed to count. 3 sigma: with 7
 /// repeats per side, a pure-noise change crosses it in well under 1% of cases.
@@ -25,6 +26,9 @@ pub enum Verdict {
     Improvement,
     /// Within the noise.
     Unchanged,
+    /// Changed by more than the repeats' spread, but other processes disturbed one of the
+    /// runs ([`crate::noise::is_noisy`]): no verdict; measure again on a quieter machine.
+    Noisy,
     /// Only in the old report.
     Missing,
     /// Only in the new report.
@@ -42,8 +46,12 @@ pub struct ComparisonRow {
     pub new: Option<f64>,
     /// `new / old - 1`.
     pub change: Option<f64>,
-    /// The relative change that counts: `max(NOISE_SIGMAS * combined spread, NOISE_FLOOR)`.
+    /// The relative change that counts: `max(NOISE_SIGMAS * combined spread, NOISE_FLOOR)`
+    /// plus the difference of the runs' foreign CPU shares ([`crate::noise::noise_threshold`]).
     pub threshold: Option<f64>,
+    /// Other processes' CPU share during the old and the new run of the case.
+    #[serde(default)]
+    pub foreign: (Option<f64>, Option<f64>),
     /// The verdict.
     pub verdict: Verdict,
 }
@@ -75,8 +83,8 @@ impl Comparison {
         if !self.fingerprint_differences.is_empty() {
             s.push('\n');
         }
-        s.push_str("| case | old items/s | new items/s | change | noise threshold | verdict |\n");
-        s.push_str("|---|---:|---:|---:|---:|---|\n");
+        s.push_str("| case | old items/s | new items/s | change | noise threshold | others' cpu old / new | verdict |\n");
+        s.push_str("|---|---:|---:|---:|---:|---:|---|\n");
         let f = |v: Option<f64>, pct: bool| match v {
             Some(x) if pct => format!("{:+.1}%", x * 100.0),
             Some(x) => format!("{x:.2}"),
@@ -84,17 +92,20 @@ impl Comparison {
         };
         for r in &self.rows {
             s.push_str(&format!(
-                "| {} | {} | {} | {} | {} | {} |\n",
+                "| {} | {} | {} | {} | {} | {} / {} | {} |\n",
                 r.key,
                 f(r.old, false),
                 f(r.new, false),
                 f(r.change, true),
                 r.threshold
                     .map_or("-".into(), |t| format!("+-{:.1}%", t * 100.0)),
+                fmt_share(r.foreign.0),
+                fmt_share(r.foreign.1),
                 match r.verdict {
                     Verdict::Regression => "**REGRESSION**",
                     Verdict::Improvement => "improvement",
                     Verdict::Unchanged => "unchanged",
+                    Verdict::Noisy => "noisy: measure again",
                     Verdict::Missing => "missing in new",
                     Verdict::New => "new",
                 }
@@ -108,13 +119,12 @@ fn row(key: String, old: Option<&Measurement>, new: Option<&Measurement>) -> Com
     match (old, new) {
         (Some(o), Some(n)) => {
             let (a, b) = (o.throughput.median, n.throughput.median);
-            let noise = o
-                .throughput
-                .relative_spread()
-                .hypot(n.throughput.relative_spread());
-            let threshold = (NOISE_SIGMAS * noise).max(NOISE_FLOOR);
+            let threshold = noise_threshold(o, n);
             let change = if a > 0.0 { b / a - 1.0 } else { 0.0 };
-            let verdict = if change < -threshold {
+            // a disturbed run settles nothing beyond its spread, in either direction
+            let verdict = if (is_noisy(o) || is_noisy(n)) && change.abs() > spread_threshold(o, n) {
+                Verdict::Noisy
+            } else if change < -threshold {
                 Verdict::Regression
             } else if change > threshold {
                 Verdict::Improvement
@@ -127,6 +137,7 @@ fn row(key: String, old: Option<&Measurement>, new: Option<&Measurement>) -> Com
                 new: Some(b),
                 change: Some(change),
                 threshold: Some(threshold),
+                foreign: (o.foreign_cpu, n.foreign_cpu),
                 verdict,
             }
         }
@@ -136,6 +147,7 @@ fn row(key: String, old: Option<&Measurement>, new: Option<&Measurement>) -> Com
             new: n.map(|m| m.throughput.median),
             change: None,
             threshold: None,
+            foreign: (o.and_then(|m| m.foreign_cpu), n.and_then(|m| m.foreign_cpu)),
             verdict: if o.is_some() {
                 Verdict::Missing
             } else {
@@ -147,8 +159,11 @@ fn row(key: String, old: Option<&Measurement>, new: Option<&Measurement>) -> Com
 
 /// Compares `new` against `old` case by case (matched on `suite/name`, by median
 /// throughput): a regression is a drop larger than
-/// `max(NOISE_SIGMAS * sqrt(spread_old^2 + spread_new^2), NOISE_FLOOR)`, where a spread is
-/// the MAD-based relative spread of that run's repeats.
+/// `max(NOISE_SIGMAS * sqrt(spread_old^2 + spread_new^2), NOISE_FLOOR) + |foreign_old -
+/// foreign_new|`, where a spread is the MAD-based relative spread of that run's repeats and
+/// a foreign share the machine's CPU time other processes used meanwhile; a change past the
+/// spread alone in a case that other processes disturbed is [`Verdict::Noisy`], not a
+/// regression.
 pub fn compare(old: &BenchReport, new: &BenchReport) -> Comparison {
     let mut rows = Vec::new();
     let find =
@@ -250,6 +265,31 @@ mod tests {
             &same,
         );
         assert_eq!(c.rows[0].verdict, Verdict::Unchanged);
+    }
+
+    #[test]
+    fn a_change_during_foreign_load_is_noisy_not_a_regression() {
+        let old = fake_report(vec![
+            fake("batch", "loaded", "cpu", 8, (640, 480), 100.0, 0.01),
+            fake("batch", "shifted", "cpu", 8, (640, 480), 100.0, 0.01),
+        ]);
+        let mut new = fake_report(vec![
+            fake("batch", "loaded", "cpu", 8, (640, 480), 60.0, 0.01),
+            fake("batch", "shifted", "cpu", 8, (640, 480), 92.0, 0.01),
+        ]);
+        // another tenant took half the machine during the new run of `loaded`: 40% slower
+        // is past the spread, but the run is flagged, so no verdict
+        new.measurements[0].foreign_cpu = Some(0.5);
+        // 8% slower while others took 8% (under the noisy flag): the load difference widens
+        // the threshold to 5% + 8%, so no regression either
+        new.measurements[1].foreign_cpu = Some(0.08);
+        let c = compare(&old, &new);
+        assert_eq!(c.rows[0].verdict, Verdict::Noisy);
+        assert_eq!(c.rows[1].verdict, Verdict::Unchanged);
+        assert_eq!(c.rows[1].threshold, Some(NOISE_FLOOR + 0.08));
+        assert_eq!(c.regressions().count(), 0);
+        assert!(c.to_markdown().contains("noisy: measure again"));
+        assert!(c.to_markdown().contains("| 0% / 50% |"));
     }
 
     #[test]

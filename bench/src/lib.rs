@@ -20,7 +20,9 @@
 //! sample, summarised by [`Summary`] (median, MAD-based spread, p50/p90/p99).
 
 mod compare;
+pub mod gpucheck;
 pub mod monitor;
+pub mod noise;
 mod output;
 mod recommend;
 mod suites;
@@ -175,6 +177,10 @@ pub struct RunConfig {
     pub monitor: bool,
     /// The monitor's interval. Default: [`crate::monitor::DEFAULT_INTERVAL`].
     pub interval: Duration,
+    /// Timed calls run again, per measurement, when other processes took more than
+    /// [`noise::NOISY_FOREIGN_SHARE`] of the machine during them. Default:
+    /// [`noise::DEFAULT_NOISE_RETRIES`]; 0 only flags them.
+    pub noise_retries: usize,
 }
 
 impl Default for RunConfig {
@@ -184,6 +190,7 @@ impl Default for RunConfig {
             repeats: 7,
             monitor: true,
             interval: crate::monitor::DEFAULT_INTERVAL,
+            noise_retries: noise::DEFAULT_NOISE_RETRIES,
         }
     }
 }
@@ -215,6 +222,18 @@ pub struct Measurement {
     pub placement: Option<String>,
     /// Anything worth knowing (fallbacks, budgets).
     pub note: String,
+    /// Other processes' share of the machine's CPU time during the kept timed calls (0 to
+    /// 1; [`noise::foreign_share`]); `None` where `/proc` is unreadable or the timed calls
+    /// took less than [`noise::MIN_TICKS`] of machine time together.
+    #[serde(default)]
+    pub foreign_cpu: Option<f64>,
+    /// Timed calls measured again because other processes took more than
+    /// [`noise::NOISY_FOREIGN_SHARE`] of the machine during them.
+    #[serde(default)]
+    pub noisy_retries: usize,
+    /// Kept timed calls that were still noisy when the retries ran out.
+    #[serde(default)]
+    pub noisy_calls: usize,
 }
 
 /// Runs `w`: `cfg.warmup` untimed calls, then `cfg.repeats` timed ones, with a monitor of
@@ -270,10 +289,28 @@ pub fn measure_with(
     let mut failed = 0;
     let mut placement = None;
     let mut host_peak = 0u64;
-    for _ in 0..cfg.repeats {
+    let mut retries_left = cfg.noise_retries;
+    let mut tally = noise::NoiseTally::default();
+    // foreign ticks summed over the kept calls: (busy - own, total)
+    let (mut foreign_ticks, mut total_ticks) = (0u64, 0u64);
+    while tput.len() < cfg.repeats {
+        let before = noise::CpuSample::read();
         let t = Instant::now();
         let out = w.call()?;
         let secs = t.elapsed().as_secs_f64().max(1e-9);
+        let after = noise::CpuSample::read();
+        let share = before
+            .zip(after)
+            .and_then(|(a, b)| noise::foreign_share(&a, &b, noise::MIN_TICKS));
+        if !noise::keep_call(share, &mut retries_left, &mut tally) {
+            continue;
+        }
+        if let Some((a, b)) = before.zip(after) {
+            let total = b.total.saturating_sub(a.total);
+            let busy = b.busy.saturating_sub(a.busy);
+            foreign_ticks += busy.saturating_sub(b.own.saturating_sub(a.own));
+            total_ticks += total;
+        }
         tput.push(out.items as f64 / secs);
         lat.push(secs * 1e3);
         failed += out.failed;
@@ -321,6 +358,11 @@ pub fn measure_with(
         stages: summary.map(|s| s.stages).unwrap_or_default(),
         placement,
         note: String::new(),
+        // a case shorter than MIN_TICKS of machine time is too short to judge
+        foreign_cpu: (total_ticks >= noise::MIN_TICKS)
+            .then(|| (foreign_ticks as f64 / total_ticks as f64).clamp(0.0, 1.0)),
+        noisy_retries: tally.retried,
+        noisy_calls: tally.noisy_kept,
     })
 }
 
@@ -623,6 +665,9 @@ pub(crate) mod tests {
             stages: BTreeMap::new(),
             placement: Some(path.into()),
             note: String::new(),
+            foreign_cpu: Some(0.0),
+            noisy_retries: 0,
+            noisy_calls: 0,
         }
     }
 

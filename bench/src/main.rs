@@ -68,7 +68,8 @@ struct Args {
     /// Compare two JSON reports and flag regressions larger than the measured noise.
     #[arg(long, num_args = 2, value_names = ["OLD", "NEW"])]
     compare: Option<Vec<PathBuf>>,
-    /// cpu, gpu or both (named workloads); cpu turns the GPU off in suites.
+    /// cpu, gpu, auto, both (cpu and gpu) or all (cpu, gpu and auto) in named workloads;
+    /// cpu turns the GPU off in suites.
     #[arg(long, default_value = "both")]
     device: String,
     /// Timed passes per named-workload measurement.
@@ -77,6 +78,10 @@ struct Args {
     /// Timed repeats per suite measurement (default: the preset's).
     #[arg(long)]
     repeats: Option<usize>,
+    /// Interleaved pairs of the monitor-overhead measurement in suites (default: the
+    /// preset's; 0 skips it).
+    #[arg(long)]
+    overhead_pairs: Option<usize>,
     /// Batch sizes of the batch suite, e.g. 1,2,4,8.
     #[arg(long, value_delimiter = ',')]
     batch_sizes: Option<Vec<usize>>,
@@ -103,6 +108,33 @@ struct Args {
     /// Directory of the W1 JPEGs.
     #[arg(long, default_value = "target/w1")]
     w1_dir: PathBuf,
+    /// Write W1-like JPEGs into this folder and exit: the asset photos (`VERIDOC_FIXTURES`,
+    /// else synthetic frames) resized to `--w1-size` (bicubic) with seeded grain, quality
+    /// 90 (`scripts/gen_w1.py`'s recipe, for machines without Python).
+    #[arg(long, value_name = "DIR")]
+    gen_w1: Option<PathBuf>,
+    /// Files written by --gen-w1.
+    #[arg(long, default_value_t = 24)]
+    w1_count: usize,
+    /// Size of the --gen-w1 files (every 4th is portrait).
+    #[arg(long, default_value = "4032x3024")]
+    w1_size: String,
+    /// Input megapixels of the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "0.3,3,12")]
+    sweep_mpx: Vec<f64>,
+    /// Batch sizes of the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "1,8,64")]
+    sweep_batches: Vec<usize>,
+    /// Output sizes (square) of the sweep.
+    #[arg(long, value_delimiter = ',', default_value = "224,640")]
+    sweep_outputs: Vec<u32>,
+    /// Summarize a GPU check's work folder (steps.tsv and the steps' JSON) into
+    /// gpu-check.json and gpu-check.md in --out (scripts/gpu-check.sh).
+    #[arg(long, value_name = "DIR")]
+    gpu_check_summary: Option<PathBuf>,
+    /// With --gpu-check-summary: the check ran at QUICK sizes.
+    #[arg(long)]
+    quick: bool,
 }
 
 #[derive(Debug, Default, Serialize)]
@@ -229,6 +261,29 @@ fn main() -> Result<(), String> {
         );
         return Ok(());
     }
+    if let Some(dir) = &a.gen_w1 {
+        return gen_w1(&a, dir);
+    }
+    if let Some(dir) = &a.gpu_check_summary {
+        // the adapter the check ran on, as the engine selects it by default for the gpu path
+        let gpu = Engine::builder().device_policy(DevicePolicy::Gpu).build();
+        let engine = match &gpu {
+            Ok(e) => Some(e),
+            Err(e) => {
+                println!("gpu: none ({e})");
+                None
+            }
+        };
+        let check = bench::gpucheck::summarize(dir, a.quick, bench::Fingerprint::collect(engine))
+            .map_err(|e| e.to_string())?;
+        let out = a.out.clone().unwrap_or_else(|| dir.clone());
+        check.write(&out).map_err(|e| e.to_string())?;
+        println!(
+            "wrote {0}/gpu-check.json and {0}/gpu-check.md",
+            out.display()
+        );
+        return Ok(());
+    }
     let named = ["w1", "w2", "g1", "sol", "sweep", "all"];
     if let Some(w) = a.workload.clone() {
         return workloads(&a, &w);
@@ -309,7 +364,8 @@ fn verify_engines(a: &Args, full: bool) -> Vec<(String, Engine, Vec<Input>)> {
             println!("  verify: no {name} engine; case skipped");
             continue;
         };
-        engine.register_face_model(&model);
+        // detector and landmark models: the passport profile needs both
+        engine.register_face_models(assets.join("models"));
         let n = if name == "gpu" && !full {
             4
         } else {
@@ -385,6 +441,9 @@ fn suites(a: &Args) -> Result<(), String> {
     if let Some(r) = a.repeats {
         cfg.run.repeats = r.max(1);
     }
+    if let Some(p) = a.overhead_pairs {
+        cfg.overhead_pairs = p;
+    }
     if let Some(b) = &a.batch_sizes {
         cfg.batch_sizes = b.clone();
     }
@@ -447,6 +506,69 @@ fn suites(a: &Args) -> Result<(), String> {
     Ok(())
 }
 
+/// `--gen-w1 DIR`: W1-like JPEGs (see [`Args::gen_w1`]); existing files are kept.
+fn gen_w1(a: &Args, dir: &PathBuf) -> Result<(), String> {
+    let (w, h) = parse_size(&a.w1_size)?;
+    std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let engine = Engine::builder()
+        .device_policy(DevicePolicy::Cpu)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let assets = std::env::var_os("VERIDOC_FIXTURES")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../fixtures"));
+    // the sources of scripts/gen_w1.py: sample*.jpg, then obama*.jpg
+    let mut srcs: Vec<PathBuf> = Vec::new();
+    for prefix in ["sample", "obama"] {
+        let mut v: Vec<PathBuf> = std::fs::read_dir(assets.join("photos"))
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        v.retain(|p| {
+            p.extension().is_some_and(|e| e == "jpg")
+                && p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n.starts_with(prefix))
+        });
+        v.sort();
+        srcs.extend(v);
+    }
+    if srcs.is_empty() {
+        println!(
+            "no asset photos in {}: synthetic frames instead",
+            assets.display()
+        );
+    }
+    let t = Instant::now();
+    (0..a.w1_count).into_par_iter().try_for_each(|i| {
+        let path = dir.join(format!("w1_{i:03}.jpg"));
+        if path.exists() {
+            return Ok(());
+        }
+        let (fw, fh) = if i % 4 == 3 { (h, w) } else { (w, h) };
+        let frame = match srcs.get(i % srcs.len().max(1)) {
+            Some(src) => {
+                let p = Pipeline::new().stretch(fw, fh).filter(Filter::Bicubic);
+                let t = engine
+                    .run_one(&p, &Input::path(src))
+                    .map_err(|e| format!("{}: {e}", src.display()))?;
+                Frame::new(fw, fh, t.as_bytes().to_vec()).map_err(|e| e.to_string())?
+            }
+            None => Frame::synthetic(fw, fh, i as u32),
+        };
+        let bytes = bench::gpucheck::with_grain(&frame, 1000 + i as u64)
+            .and_then(|f| f.encode_jpeg(90))
+            .map_err(|e| e.to_string())?;
+        std::fs::write(&path, bytes).map_err(|e| format!("{}: {e}", path.display()))
+    })?;
+    println!(
+        "w1: {} images of {w}x{h} in {} ({:.1} s)",
+        a.w1_count,
+        dir.display(),
+        t.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
 /// The named workloads (W1, W2, G1, sol, sweep).
 fn workloads(a: &Args, workload: &str) -> Result<(), String> {
     let mut builder = Engine::builder();
@@ -454,7 +576,7 @@ fn workloads(a: &Args, workload: &str) -> Result<(), String> {
         builder = builder.cpu_threads(t);
     }
     let mut engines: Vec<(&str, Engine)> = Vec::new();
-    if a.device == "cpu" || a.device == "both" {
+    if a.device == "cpu" || a.device == "both" || a.device == "all" {
         let e = builder
             .clone()
             .device_policy(DevicePolicy::Cpu)
@@ -462,7 +584,8 @@ fn workloads(a: &Args, workload: &str) -> Result<(), String> {
             .map_err(|e| e.to_string())?;
         engines.push(("cpu", e));
     }
-    if a.device == "gpu" || a.device == "both" {
+    let all = a.device == "all";
+    if a.device == "gpu" || a.device == "both" || all {
         match builder.clone().device_policy(DevicePolicy::Gpu).build() {
             Ok(e) => {
                 if let Some(i) = e.gpu_info() {
@@ -470,13 +593,18 @@ fn workloads(a: &Args, workload: &str) -> Result<(), String> {
                 }
                 engines.push(("gpu", e));
             }
-            Err(e) if a.device == "both" => println!("gpu: none ({e}); cpu only"),
+            Err(e) if a.device == "both" || all => println!("gpu: none ({e}); cpu only"),
             Err(e) => return Err(e.to_string()),
         }
     }
+    if a.device == "auto" || all {
+        // the default policy: the scheduler places each batch
+        let e = builder.clone().build().map_err(|e| e.to_string())?;
+        engines.push(("auto", e));
+    }
     let Some((_, first)) = engines.first() else {
         return Err(format!(
-            "--device {:?}: expected cpu, gpu or both",
+            "--device {:?}: expected cpu, gpu, auto, both (cpu and gpu) or all",
             a.device
         ));
     };
@@ -637,18 +765,18 @@ fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>,
     let mut rows = Vec::new();
     println!("| batch | input MP | output | cpu img/s | gpu img/s | auto img/s | auto/best | auto-explicit img/s | auto-explicit/best | auto-explicit placement |");
     println!("|---:|---:|---|---:|---:|---:|---:|---:|---:|---|");
-    for &mpx in &[0.3, 3.0, 12.0] {
+    for &mpx in &a.sweep_mpx {
         let base = if mpx >= 12.0 {
             w1.iter().take(8).cloned().collect::<Vec<_>>()
         } else {
             jpeg_inputs(conv, w1, mpx, 8)?
         };
-        for &out in &[224u32, 640] {
+        for &out in &a.sweep_outputs {
             let p = Pipeline::new()
                 .fit(out, out)
                 .imagenet()
                 .layout(Layout::Nchw);
-            for &n in &[1usize, 8, 64] {
+            for &n in &a.sweep_batches {
                 let inputs: Vec<Input> = (0..n).map(|i| base[i % base.len()].clone()).collect();
                 // Interleaved rounds (`--passes`, at most 5), each engine timed over >= 0.25 s of back-to-back
                 // calls per round (a batch of one small image takes well under 1 ms: a

@@ -4,7 +4,7 @@
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use super::{BenchReport, Measurement, Summary};
+use super::{noise, BenchReport, Measurement, Summary};
 use veridoc::{Error, Result};
 
 /// One line of a line chart: points `(x, y, y_low, y_high)` (the band is drawn as an
@@ -77,16 +77,38 @@ fn fmt_tick(v: f64) -> String {
     }
 }
 
+/// The SVG header and title; a second line of `title` (after `\n`) is drawn smaller
+/// under the first (the machine and adapter of the charts).
 fn header(s: &mut String, title: &str, w: f64, h: f64) {
+    let (first, second) = title.split_once('\n').unwrap_or((title, ""));
     let _ = write!(
         s,
         r##"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" font-family="sans-serif" font-size="12">
 <rect width="100%" height="100%" fill="#ffffff"/>
-<text x="{}" y="24" text-anchor="middle" font-size="15" font-weight="bold">{}</text>
+<text x="{}" y="20" text-anchor="middle" font-size="15" font-weight="bold">{}</text>
+<text x="{}" y="36" text-anchor="middle" font-size="11">{}</text>
 "##,
         w / 2.0,
-        esc(title)
+        esc(first),
+        w / 2.0,
+        esc(second)
     );
+}
+
+/// The charts' second title line: the machine and the adapter the series ran on.
+fn machine_line(r: &BenchReport) -> String {
+    let f = &r.fingerprint;
+    format!(
+        "{} ({} threads); adapter {}{}",
+        f.cpu_model,
+        f.engine_threads,
+        f.adapter,
+        if f.adapter_is_software {
+            " (software: gpu numbers functional only)"
+        } else {
+            ""
+        }
+    )
 }
 
 /// A line chart of `series` (y from 0, or on a log axis when the values span more than
@@ -344,17 +366,24 @@ pub fn box_plot_svg(title: &str, unit: &str, rows: &[(String, Summary)]) -> Stri
     s
 }
 
+/// One series per path (and resolution when `split_res`); `label_batch` names each
+/// series' batch size (where the x axis is not the batch size).
 fn series_by_path(
     ms: &[&Measurement],
     x: impl Fn(&Measurement) -> f64,
     split_res: bool,
+    label_batch: bool,
 ) -> Vec<Series> {
     let mut out: Vec<Series> = Vec::new();
     for m in ms {
-        let name = if split_res {
-            format!("{} {}x{}", m.case.path, m.case.width, m.case.height)
-        } else {
-            m.case.path.clone()
+        let name = match (split_res, label_batch) {
+            (true, true) => format!(
+                "{} {}x{} b{}",
+                m.case.path, m.case.width, m.case.height, m.case.batch
+            ),
+            (true, false) => format!("{} {}x{}", m.case.path, m.case.width, m.case.height),
+            (false, true) => format!("{} b{}", m.case.path, m.case.batch),
+            (false, false) => m.case.path.clone(),
         };
         let t = &m.throughput;
         let p = (x(m), t.median, t.p25, t.p75);
@@ -372,6 +401,7 @@ fn series_by_path(
 /// The charts of a report, as `(file name, svg)`.
 pub(crate) fn charts(r: &BenchReport) -> Vec<(String, String)> {
     let mut out = Vec::new();
+    let machine = machine_line(r);
     let batch: Vec<&Measurement> = r.suite("batch").collect();
     if !batch.is_empty() {
         let mut res: Vec<(u32, u32)> = batch
@@ -382,11 +412,11 @@ pub(crate) fn charts(r: &BenchReport) -> Vec<(String, String)> {
         res.dedup();
         let title = if res.len() == 1 {
             format!(
-                "Throughput vs batch size ({}x{} JPEG inputs)",
+                "Throughput vs batch size ({}x{} JPEG inputs)\n{machine}",
                 res[0].0, res[0].1
             )
         } else {
-            "Throughput vs batch size (JPEG inputs)".to_string()
+            format!("Throughput vs batch size (JPEG inputs)\n{machine}")
         };
         out.push((
             "throughput_vs_batch.svg".to_string(),
@@ -394,7 +424,7 @@ pub(crate) fn charts(r: &BenchReport) -> Vec<(String, String)> {
                 &title,
                 "batch size (items per call, log2 axis)",
                 "images/s (median, bar p25-p75)",
-                &series_by_path(&batch, |m| m.case.batch as f64, res.len() > 1),
+                &series_by_path(&batch, |m| m.case.batch as f64, res.len() > 1, false),
                 true,
             ),
         ));
@@ -405,13 +435,14 @@ pub(crate) fn charts(r: &BenchReport) -> Vec<(String, String)> {
         out.push((
             "throughput_vs_size.svg".to_string(),
             line_chart_svg(
-                &format!("Throughput vs input size (batch {b})"),
+                &format!("Throughput vs input size (batch {b})\n{machine}"),
                 "input megapixels (log2 axis)",
                 "images/s (median, bar p25-p75)",
                 &series_by_path(
                     &size,
                     |m| (m.case.megapixels() * 100.0).round() / 100.0,
                     false,
+                    true,
                 ),
                 true,
             ),
@@ -428,9 +459,12 @@ pub(crate) fn charts(r: &BenchReport) -> Vec<(String, String)> {
         })
         .map(|m| {
             let label = if m.case.name.starts_with(&m.case.path) {
-                format!("{} ({})", m.case.name, m.case.suite)
+                format!("{} ({}, b{})", m.case.name, m.case.suite, m.case.batch)
             } else {
-                format!("{} {} ({})", m.case.path, m.case.name, m.case.suite)
+                format!(
+                    "{} {} ({}, b{})",
+                    m.case.path, m.case.name, m.case.suite, m.case.batch
+                )
             };
             (label, m.latency_ms)
         })
@@ -438,7 +472,11 @@ pub(crate) fn charts(r: &BenchReport) -> Vec<(String, String)> {
     if !lat.is_empty() {
         out.push((
             "latency.svg".to_string(),
-            box_plot_svg("Latency per call", "milliseconds per call", &lat),
+            box_plot_svg(
+                &format!("Latency per call\n{machine}"),
+                "milliseconds per call",
+                &lat,
+            ),
         ));
     }
     out
@@ -510,6 +548,22 @@ pub fn to_markdown(r: &BenchReport) -> String {
             o.sampler_load_percent
         );
     }
+    let noisy = r.measurements.iter().filter(|m| noise::is_noisy(m)).count();
+    let retried: usize = r.measurements.iter().map(|m| m.noisy_retries).sum();
+    let mut shares: Vec<f64> = r
+        .measurements
+        .iter()
+        .filter_map(|m| m.foreign_cpu)
+        .collect();
+    shares.sort_by(f64::total_cmp);
+    let _ = writeln!(
+        s,
+        "Other processes' CPU use during the timed calls (machine busy time minus this process's, share of all cores): median {} over cases, max {}; {noisy} of {} cases flagged NOISY (over {:.0}%), {retried} noisy calls retried. Comparisons and recommendations count a difference only beyond the measured spread plus that load.\n",
+        noise::fmt_share(shares.get(shares.len() / 2).copied()),
+        noise::fmt_share(shares.last().copied()),
+        r.measurements.len(),
+        noise::NOISY_FOREIGN_SHARE * 100.0
+    );
     let mut suites = r.suites.clone();
     for m in &r.measurements {
         if !suites.contains(&m.case.suite) {
@@ -524,16 +578,16 @@ pub fn to_markdown(r: &BenchReport) -> String {
         let _ = writeln!(s, "## {suite}\n");
         let _ = writeln!(
             s,
-            "| case | path | batch | input | runs | items/s median | spread | ms/call p50 | p90 | p99 | peak RSS MiB | peak reserved MiB | peak gpu MiB | ran on | note |"
+            "| case | path | batch | input | runs | items/s median | spread | others' cpu | ms/call p50 | p90 | p99 | peak RSS MiB | peak reserved MiB | peak gpu MiB | ran on | note |"
         );
         let _ = writeln!(
             s,
-            "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|---|"
+            "|---|---|---:|---|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|"
         );
         for m in ms {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} | {:.2} | +-{:.1}% | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {:.2} | +-{:.1}% | {}{} | {:.2} | {:.2} | {:.2} | {} | {} | {} | {} | {} |",
                 m.case.name,
                 m.case.path,
                 m.case.batch,
@@ -545,6 +599,8 @@ pub fn to_markdown(r: &BenchReport) -> String {
                 m.runs,
                 m.throughput.median,
                 m.throughput.relative_spread() * 100.0,
+                noise::fmt_share(m.foreign_cpu),
+                noise::flag(m),
                 m.latency_ms.median,
                 m.latency_ms.p90,
                 m.latency_ms.p99,
@@ -718,7 +774,12 @@ mod tests {
             well_formed(svg).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert!(svg.contains("polyline") || svg.contains("rect"), "{name}");
         }
-        assert!(charts[2].1.contains("warm &lt;&amp;&gt; (latency)"));
+        assert!(charts[2].1.contains("warm &lt;&amp;&gt; (latency, b1)"));
+        // every chart names the machine and the adapter; series on a size axis their batch
+        for (name, svg) in &charts {
+            assert!(svg.contains("test cpu (2 threads); adapter none"), "{name}");
+        }
+        assert!(charts[1].1.contains(">cpu b8<"), "{}", charts[1].1);
         let empty = line_chart_svg("t", "x", "y", &[], true);
         well_formed(&empty).unwrap();
         well_formed(&box_plot_svg("t", "ms", &[])).unwrap();
@@ -733,6 +794,13 @@ mod tests {
             "{md}"
         );
         assert!(md.contains("![throughput_vs_batch.svg](throughput_vs_batch.svg)"));
+        assert!(md.contains("0 of 11 cases flagged NOISY"), "{md}");
+        let mut noisy = sample();
+        noisy.measurements[0].foreign_cpu = Some(0.42);
+        noisy.measurements[0].noisy_retries = 3;
+        let md = to_markdown(&noisy);
+        assert!(md.contains("| 42% NOISY (3 calls retried) |"), "{md}");
+        assert!(md.contains("max 42%; 1 of 11 cases flagged NOISY"), "{md}");
         let dir = tempfile::tempdir().unwrap();
         let files = write_outputs(&r, dir.path()).unwrap();
         assert_eq!(files.len(), 6, "{files:?}");

@@ -5,15 +5,17 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{BenchReport, Measurement};
+use super::{BenchReport, Measurement, NOISE_FLOOR};
+use crate::noise::{clearly_faster, is_noisy, NOISY_FOREIGN_SHARE};
 
 /// A batch size is "enough" once it reaches this fraction of the best measured throughput:
 /// past it a bigger batch buys under 10% (about the dev-2c run-to-run noise) and only adds
 /// latency and memory.
 pub const BATCH_EFFICIENCY: f64 = 0.90;
 
-/// The GPU "wins" a point when its median throughput beats the CPU's by this margin (the
-/// comparison noise floor, [`super::NOISE_FLOOR`]).
+/// The GPU "wins" a point when its median throughput beats the CPU's by at least this
+/// margin (the comparison noise floor, [`super::NOISE_FLOOR`]) and by more than the
+/// measured noise ([`crate::noise::noise_threshold`], which includes that floor).
 pub const WIN_MARGIN: f64 = super::NOISE_FLOOR;
 
 /// Budgets are the measured peaks times this: reservations vary with each image's size and
@@ -66,7 +68,7 @@ pub struct Recommendations {
 
 fn by_key<'a>(
     ms: impl Iterator<Item = &'a Measurement>,
-) -> BTreeMap<(u32, u32, usize, String), f64> {
+) -> BTreeMap<(u32, u32, usize, String), &'a Measurement> {
     ms.map(|m| {
         (
             (
@@ -75,29 +77,37 @@ fn by_key<'a>(
                 m.case.batch,
                 m.case.path.clone(),
             ),
-            m.throughput.median,
+            m,
         )
     })
     .collect()
 }
 
+/// One batch size of a crossover: (batch, gpu/cpu throughput ratio, gpu clearly faster).
+type Point = (usize, f64, bool);
+
 /// Crossovers from every measurement of suites `batch` and `size` that has both a `cpu`
-/// and a `gpu` point at the same resolution and batch size.
+/// and a `gpu` point at the same resolution and batch size. The GPU wins a point only when
+/// it is faster by more than [`WIN_MARGIN`] plus the measured noise
+/// ([`crate::noise::clearly_faster`]).
 fn crossovers(r: &BenchReport) -> Vec<Crossover> {
     let pts = by_key(
         r.measurements
             .iter()
             .filter(|m| m.case.suite == "batch" || m.case.suite == "size"),
     );
-    let mut grid: BTreeMap<(u32, u32), Vec<(usize, f64)>> = BTreeMap::new();
+    // per resolution: (batch, gpu/cpu ratio, gpu clearly faster)
+    let mut grid: BTreeMap<(u32, u32), Vec<Point>> = BTreeMap::new();
     for ((w, h, b, path), cpu) in &pts {
         if path != "cpu" {
             continue;
         }
         if let Some(gpu) = pts.get(&(*w, *h, *b, "gpu".to_string())) {
-            grid.entry((*w, *h))
-                .or_default()
-                .push((*b, gpu / cpu.max(1e-12)));
+            grid.entry((*w, *h)).or_default().push((
+                *b,
+                gpu.throughput.median / cpu.throughput.median.max(1e-12),
+                clearly_faster(gpu, cpu, WIN_MARGIN - NOISE_FLOOR),
+            ));
         }
     }
     grid.into_iter()
@@ -105,8 +115,8 @@ fn crossovers(r: &BenchReport) -> Vec<Crossover> {
             v.sort_by_key(|p| p.0);
             // The smallest batch from which the GPU wins at every larger measured batch.
             let mut from = None;
-            for (b, ratio) in v.iter().rev() {
-                if *ratio > 1.0 + WIN_MARGIN {
+            for (b, _, wins) in v.iter().rev() {
+                if *wins {
                     from = Some(*b);
                 } else {
                     break;
@@ -164,20 +174,31 @@ pub fn recommend(r: &BenchReport) -> Recommendations {
                         && (m.case.width, m.case.height) == (best.case.width, best.case.height)
                 })
                 .collect();
+            // "Enough" unless the best batch is faster by more than the efficiency margin
+            // plus the noise: a batch whose shortfall the noise explains is not ruled out
+            let margin = 1.0 / BATCH_EFFICIENCY - 1.0;
             let enough = same
                 .iter()
-                .filter(|m| m.throughput.median >= BATCH_EFFICIENCY * best.throughput.median)
+                .filter(|m| !clearly_faster(best, m, margin))
                 .min_by_key(|m| m.case.batch)
                 .map_or(best.case.batch, |m| m.case.batch);
             reasons.push(format!(
-                "batch size {enough}: the smallest batch on the {} path reaching {:.0}% of its best throughput ({:.1} items/s at batch {}, {}x{})",
+                "batch size {enough}: the smallest batch on the {} path within {:.0}% of its best throughput plus the measured noise ({:.1} items/s at batch {}, {}x{})",
                 best.case.path,
-                BATCH_EFFICIENCY * 100.0,
+                (1.0 - BATCH_EFFICIENCY) * 100.0,
                 best.throughput.median,
                 best.case.batch,
                 best.case.width,
                 best.case.height
             ));
+            let noisy = batch.iter().filter(|m| is_noisy(m)).count();
+            if noisy > 0 {
+                reasons.push(format!(
+                    "{noisy} of {} batch cases ran while other processes used more than {:.0}% of the machine: their differences count only beyond that load",
+                    batch.len(),
+                    NOISY_FOREIGN_SHARE * 100.0
+                ));
+            }
             let per_item = same
                 .iter()
                 .filter_map(|m| {
@@ -185,7 +206,26 @@ pub fn recommend(r: &BenchReport) -> Recommendations {
                         .map(|b| b as f64 / m.case.batch.max(1) as f64)
                 })
                 .fold(0.0, f64::max);
-            (best.case.path.clone(), enough, per_item)
+            // the engine's default path unless the best one beats it beyond the noise
+            let auto = batch.iter().find(|m| {
+                m.case.path == "auto"
+                    && (m.case.width, m.case.height, m.case.batch)
+                        == (best.case.width, best.case.height, best.case.batch)
+            });
+            let path = match auto {
+                Some(a) if best.case.path != "auto" && !clearly_faster(best, a, 0.0) => {
+                    reasons.push(format!(
+                        "path auto: the {} path's lead over auto at batch {} ({:.1} vs {:.1} items/s) is within the measured noise",
+                        best.case.path,
+                        best.case.batch,
+                        best.throughput.median,
+                        a.throughput.median
+                    ));
+                    "auto".to_string()
+                }
+                _ => best.case.path.clone(),
+            };
+            (path, enough, per_item)
         }
         None => {
             reasons.push(format!(
@@ -297,6 +337,46 @@ mod tests {
         assert_eq!(r.gpu_budget_bytes, Some(96 << 20));
         assert_eq!(r.workers, 2);
         assert!(r.reasons.iter().any(|l| l.contains("never beat")));
+    }
+
+    #[test]
+    fn noise_does_not_flip_the_advice() {
+        let wh = (640, 480);
+        // batch 2 looks 20% faster than batch 1, but both cases have a 10% spread (robust
+        // spread 7.4% each; 3 x 10.5% combined + the 11% margin = 42%): batch 1 stays
+        // within reach, so the advice is 1
+        // whichever of the two a run happens to favour
+        for (one, two) in [(100.0, 120.0), (120.0, 100.0)] {
+            let ms = vec![
+                fake("batch", "cpu b1", "cpu", 1, wh, one, 0.10),
+                fake("batch", "cpu b2", "cpu", 2, wh, two, 0.10),
+            ];
+            assert_eq!(recommend(&fake_report(ms)).batch_size, 1);
+        }
+        // quiet runs: a 20% gain is real and batch 2 is advised
+        let ms = vec![
+            fake("batch", "cpu b1", "cpu", 1, wh, 100.0, 0.0),
+            fake("batch", "cpu b2", "cpu", 2, wh, 120.0, 0.0),
+        ];
+        assert_eq!(recommend(&fake_report(ms)).batch_size, 2);
+        // the best path's lead over auto within the noise: auto (the default) is advised
+        let ms = vec![
+            fake("batch", "cpu b8", "cpu", 8, wh, 110.0, 0.10),
+            fake("batch", "auto b8", "auto", 8, wh, 100.0, 0.10),
+        ];
+        assert_eq!(recommend(&fake_report(ms)).path, "auto");
+        let ms = vec![
+            fake("batch", "cpu b8", "cpu", 8, wh, 130.0, 0.0),
+            fake("batch", "auto b8", "auto", 8, wh, 100.0, 0.0),
+        ];
+        assert_eq!(recommend(&fake_report(ms)).path, "cpu");
+        // a gpu 30% ahead while others used 40% of the machine during the cpu case: no win
+        let mut cpu = fake("batch", "cpu b8", "cpu", 8, wh, 100.0, 0.0);
+        cpu.foreign_cpu = Some(0.4);
+        let gpu = fake("batch", "gpu b8", "gpu", 8, wh, 130.0, 0.0);
+        let r = recommend(&fake_report(vec![cpu, gpu]));
+        assert_eq!(r.crossover[0].gpu_wins_from_batch, None);
+        assert!(r.reasons.iter().any(|l| l.contains("other processes")));
     }
 
     #[test]

@@ -359,13 +359,15 @@ impl Ctx<'_> {
 
     fn push(&mut self, m: Measurement) {
         (self.log)(&format!(
-            "  {:<8} {:<28} {:>9.2} items/s (+-{:.1}%), {:>9.2} ms/call p50, {:>9.2} p99{}",
+            "  {:<8} {:<28} {:>9.2} items/s (+-{:.1}%), {:>9.2} ms/call p50, {:>9.2} p99, others {}{}{}",
             m.case.suite,
             m.case.name,
             m.throughput.median,
             m.throughput.relative_spread() * 100.0,
             m.latency_ms.median,
             m.latency_ms.p99,
+            crate::noise::fmt_share(m.foreign_cpu),
+            crate::noise::flag(&m),
             if m.note.is_empty() {
                 String::new()
             } else {
