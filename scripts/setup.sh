@@ -10,7 +10,9 @@
 #  - the labelled conformance corpus of passport-style photos built from the fetched
 #    portraits (scripts/make-corpus.sh: fixtures/corpus);
 #  - an independent head-pose reference for that corpus, from @vladmandic/human's face mesh
-#    under Node (scripts/pose-reference.sh: fixtures/reference/pose.json).
+#    under Node (scripts/pose-reference.sh: fixtures/reference/pose.json);
+#  - the Python package's venv with pinned maturin, pytest, Ray Data and pyarrow
+#    (scripts/python-env.sh: fixtures/pyenv; ~30 s).
 # Safe to run again: installed packages and complete assets are left alone.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,4 +39,5 @@ fi
 scripts/faceapi-reference.sh
 scripts/make-corpus.sh
 scripts/pose-reference.sh
+scripts/python-env.sh
 echo "setup: ok"

@@ -252,6 +252,7 @@ impl EngineBuilder {
             results,
             models,
             scratch: crate::cpu::scratch::Scratch::default(),
+            detector_photos: std::sync::atomic::AtomicU64::new(0),
             calibration_lock: std::sync::Mutex::new(()),
         };
         if let Some(path) = engine.calibration_path() {
@@ -311,6 +312,8 @@ pub struct Engine {
     models: crate::cache::ModelCache,
     /// Reused activation buffers of the CPU networks ([`crate::cpu::scratch`]).
     scratch: crate::cpu::scratch::Scratch,
+    /// Photos run through the face detector ([`Engine::detector_photos`]).
+    detector_photos: std::sync::atomic::AtomicU64,
 }
 
 /// One decoded, planned input, ready for either path, with the host memory it holds.
@@ -403,6 +406,20 @@ impl Engine {
     /// The scheduler (cost models, calibration state).
     pub fn scheduler(&self) -> &Scheduler {
         &self.scheduler
+    }
+
+    /// How many photos this engine has run through the face detector since it was built
+    /// (verification and [`Engine::detect_faces`]); a report served from the result cache
+    /// does not count. Jobs and tests read it to prove that a re-run did no detector work.
+    pub fn detector_photos(&self) -> u64 {
+        self.detector_photos
+            .load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Counts `n` more photos run through the face detector.
+    pub(crate) fn count_detector_photos(&self, n: usize) {
+        self.detector_photos
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// The directory for persistent state, if any.

@@ -534,6 +534,7 @@ impl<'e> Verifier<'e> {
             let ok: Vec<&Analysed> = analysed.iter().flatten().collect();
             let frames: Vec<&Frame> = ok.iter().map(|a| &a.frame).collect();
             let decision = self.decide(&frames);
+            self.engine.count_detector_photos(frames.len());
             let cfg = &self.opts.profile.detector;
             let passes: Vec<Vec<detect::PlannedPass>> = ok
                 .iter()
@@ -696,6 +697,7 @@ impl<'e> Verifier<'e> {
         let ok: Vec<&Analysed> = analysed.iter().flatten().collect();
         let frames: Vec<&Frame> = ok.iter().map(|a| &a.frame).collect();
         let mut decision = self.decide(&frames);
+        self.engine.count_detector_photos(frames.len());
         let placement = decision.placement;
         let mut fell_back: Option<String> = None;
 
