@@ -152,21 +152,21 @@ fn corrupt_entries_are_misses_and_recomputed() {
     ];
     let cfg = || CacheConfig::default().memory_bytes(0).disk(&cache_dir);
     let fresh = engine(cfg()).run(&pipeline(), &inputs).unwrap();
-    // flip a byte in one entry and truncate the other
-    let mut files: Vec<_> = std::fs::read_dir(&cache_dir)
+    // small results are records of one segment file: flip a payload byte in each
+    let segs: Vec<_> = std::fs::read_dir(&cache_dir)
         .unwrap()
         .flatten()
         .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "vde"))
+        .filter(|p| p.extension().is_some_and(|x| x == "vds"))
         .collect();
-    files.sort();
-    assert_eq!(files.len(), 2);
-    let mut a = std::fs::read(&files[0]).unwrap();
-    let n = a.len();
-    a[n - 10] ^= 0xff;
-    std::fs::write(&files[0], a).unwrap();
-    let b = std::fs::read(&files[1]).unwrap();
-    std::fs::write(&files[1], &b[..b.len() / 2]).unwrap();
+    assert_eq!(segs.len(), 1, "{segs:?}");
+    let mut raw = std::fs::read(&segs[0]).unwrap();
+    // the first record: segment header (8), key length (2), key, entry header (64), payload
+    let key_len = u16::from_le_bytes([raw[8], raw[9]]) as usize;
+    raw[8 + 2 + key_len + 64 + 100] ^= 0xff;
+    let n = raw.len();
+    raw[n - 10] ^= 0xff;
+    std::fs::write(&segs[0], raw).unwrap();
     let e = engine(cfg());
     let again = e.run(&pipeline(), &inputs).unwrap();
     assert_eq!(again.report.cache_hits, 0, "never bad data");
@@ -242,44 +242,46 @@ fn spawn_writer(dir: &Path, id: u32, size: usize, forever: bool) -> std::process
 
 fn every_entry_is_valid(dir: &Path) -> usize {
     let store = DiskStore::open(dir, u64::MAX, None, Arc::new(SystemClock)).unwrap();
-    let mut n = 0;
-    for e in std::fs::read_dir(dir).unwrap().flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        if let Some(key) = name.strip_suffix(".vde") {
-            let got = store.get(key, EntryKind::Result);
-            assert!(got.is_ok(), "{name}: {got:?}");
-            n += 1;
-        }
+    let keys = store.keys();
+    for key in &keys {
+        let got = store.get(key, EntryKind::Result);
+        assert!(got.is_ok(), "{key}: {got:?}");
     }
-    n
+    keys.len()
 }
 
 #[test]
 fn two_processes_write_one_directory_safely() {
-    let d = tempfile::tempdir().unwrap();
-    let mut a = spawn_writer(d.path(), 1, 64 << 10, false);
-    let mut b = spawn_writer(d.path(), 2, 64 << 10, false);
-    assert!(a.wait().unwrap().success());
-    assert!(b.wait().unwrap().success());
-    assert_eq!(every_entry_is_valid(d.path()), 20);
+    // 4 KiB payloads are appended to each writer's own segment, 128 KiB ones get a file each
+    for size in [4 << 10, 128 << 10] {
+        let d = tempfile::tempdir().unwrap();
+        let mut a = spawn_writer(d.path(), 1, size, false);
+        let mut b = spawn_writer(d.path(), 2, size, false);
+        assert!(a.wait().unwrap().success());
+        assert!(b.wait().unwrap().success());
+        assert_eq!(every_entry_is_valid(d.path()), 20, "{size} bytes");
+    }
 }
 
 #[test]
 fn a_writer_killed_mid_write_leaves_no_readable_partial_entry() {
-    let d = tempfile::tempdir().unwrap();
-    let mut w = spawn_writer(d.path(), 3, 8 << 20, true);
-    std::thread::sleep(Duration::from_millis(700));
-    // SIGKILL: no destructors, no cleanup
-    w.kill().unwrap();
-    let _ = w.wait();
-    let entries = every_entry_is_valid(d.path());
-    let temps = std::fs::read_dir(d.path())
-        .unwrap()
-        .flatten()
-        .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
-        .count();
-    println!("{entries} complete entries, {temps} temp files left by the killed writer");
-    assert!(entries + temps > 0, "the writer got to write something");
+    // 8 MiB entries are files renamed into place, 16 KiB ones records appended to a segment
+    for size in [8 << 20, 16 << 10] {
+        let d = tempfile::tempdir().unwrap();
+        let mut w = spawn_writer(d.path(), 3, size, true);
+        std::thread::sleep(Duration::from_millis(700));
+        // SIGKILL: no destructors, no cleanup
+        w.kill().unwrap();
+        let _ = w.wait();
+        let entries = every_entry_is_valid(d.path());
+        let temps = std::fs::read_dir(d.path())
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .count();
+        println!("{size} bytes: {entries} complete entries, {temps} temp files left");
+        assert!(entries + temps > 0, "the writer got to write something");
+    }
 }
 
 fn face_model_source() -> (ModelSource, bool) {
