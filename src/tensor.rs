@@ -217,7 +217,16 @@ impl Tensor {
     /// Serializes shape, layout, dtype and data (the result cache's payload):
     /// `ndim u8 | layout u8 | dtype u8 | shape u64 x ndim | data` (little-endian).
     pub fn to_bytes(&self) -> Vec<u8> {
-        let mut out = Vec::with_capacity(3 + 8 * self.shape.len() + self.as_bytes().len());
+        let mut out = self.bytes_header();
+        out.extend_from_slice(self.as_bytes());
+        out
+    }
+
+    /// The part of [`to_bytes`](Self::to_bytes) before the element bytes (rank, layout,
+    /// dtype, shape): a writer can store it and [`as_bytes`](Self::as_bytes) without
+    /// joining them.
+    pub fn bytes_header(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(3 + 8 * self.shape.len());
         out.push(self.shape.len() as u8);
         out.push(match self.layout {
             Layout::Nchw => 0,
@@ -231,7 +240,6 @@ impl Tensor {
         for d in &self.shape {
             out.extend_from_slice(&(*d as u64).to_le_bytes());
         }
-        out.extend_from_slice(self.as_bytes());
         out
     }
 

@@ -206,6 +206,20 @@ impl ResultCache {
     /// `Io` when a file cannot be read; `InvalidInput` for a FIFO, device or directory;
     /// `Limit` when it is over `max_bytes`.
     pub fn digest(&self, input: &Input, max_bytes: u64) -> Result<[u8; 32]> {
+        self.digest_read(input, max_bytes).map(|(d, _)| d)
+    }
+
+    /// [`digest`](Self::digest), also returning a file's bytes when they had to be read
+    /// (the engine decodes them instead of reading the file a second time).
+    pub(crate) fn digest_read(
+        &self,
+        input: &Input,
+        max_bytes: u64,
+    ) -> Result<([u8; 32], Option<Arc<[u8]>>)> {
+        let read = |path: &std::path::Path| -> Result<([u8; 32], Option<Arc<[u8]>>)> {
+            let bytes = crate::input::read_file(path, max_bytes)?;
+            Ok((content_digest(&bytes), Some(bytes)))
+        };
         match input {
             Input::Path(path) if self.fast_path && cfg!(unix) => {
                 let meta = std::fs::metadata(path)?;
@@ -216,16 +230,22 @@ impl ResultCache {
                     .map_or(-1, |d| d.as_nanos() as i128);
                 let Some((dev, ino, ctime)) = file_identity(&meta) else {
                     self.stats_mut().digests_computed += 1;
-                    return Ok(content_digest(&crate::input::read_file(path, max_bytes)?));
+                    return read(path);
                 };
-                let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                // device and inode identify the file, so the path only names it; the disk
+                // record (which outlives this process and its working directory) gets the
+                // canonical path, the in-memory map the given one (a canonicalize is a
+                // syscall per path component, as much as a thumbnail's hashing)
+                let disk_record = meta.len() >= PATH_RECORD_MIN_BYTES;
+                let canon = if disk_record {
+                    std::fs::canonicalize(path).unwrap_or_else(|_| path.clone())
+                } else {
+                    path.clone()
+                };
                 let pk = (canon, meta.len(), mtime, dev, ino, ctime);
                 // Small files skip the disk path record: reading and hashing them costs less
                 // than writing (or looking up) a record file.
-                let disk = self
-                    .disk
-                    .as_ref()
-                    .filter(|_| meta.len() >= PATH_RECORD_MIN_BYTES);
+                let disk = self.disk.as_ref().filter(|_| disk_record);
                 if let Some(d) = self
                     .paths
                     .lock()
@@ -233,7 +253,7 @@ impl ResultCache {
                     .get(&pk)
                 {
                     self.stats_mut().fast_path_hits += 1;
-                    return Ok(*d);
+                    return Ok((*d, None));
                 }
                 let index_key = {
                     let mut h = blake3::Hasher::new();
@@ -255,11 +275,11 @@ impl ResultCache {
                                 .unwrap_or_else(|e| e.into_inner())
                                 .put(pk, d);
                             self.stats_mut().fast_path_hits += 1;
-                            return Ok(d);
+                            return Ok((d, None));
                         }
                     }
                 }
-                let d = content_digest(&crate::input::read_file(path, max_bytes)?);
+                let (d, bytes) = read(path)?;
                 self.stats_mut().digests_computed += 1;
                 if let Some(disk) = disk {
                     let _ = disk.put(&index_key, EntryKind::PathIndex, &d);
@@ -268,15 +288,15 @@ impl ResultCache {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .put(pk, d);
-                Ok(d)
+                Ok((d, bytes))
             }
             Input::Path(path) => {
                 self.stats_mut().digests_computed += 1;
-                Ok(content_digest(&crate::input::read_file(path, max_bytes)?))
+                read(path)
             }
             Input::Bytes { bytes, .. } => {
                 self.stats_mut().digests_computed += 1;
-                Ok(content_digest(bytes))
+                Ok((content_digest(bytes), None))
             }
             Input::Frame { frame, .. } => {
                 self.stats_mut().digests_computed += 1;
@@ -285,7 +305,7 @@ impl ResultCache {
                 h.update(&frame.width().to_le_bytes());
                 h.update(&frame.height().to_le_bytes());
                 hash_content(&mut h, frame.as_bytes());
-                Ok(*h.finalize().as_bytes())
+                Ok((*h.finalize().as_bytes(), None))
             }
         }
     }
@@ -375,7 +395,11 @@ impl ResultCache {
         if let Some(disk) = &self.disk {
             let t0 = Instant::now();
             if disk
-                .put(&hex(key), EntryKind::Result, &t.to_bytes())
+                .put_parts(
+                    &hex(key),
+                    EntryKind::Result,
+                    &[&t.bytes_header(), t.as_bytes()],
+                )
                 .is_ok()
             {
                 let mut s = self.stats_mut();

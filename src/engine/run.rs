@@ -1,5 +1,7 @@
 //! Running one batch: features, the scheduler's decision, and the CPU, GPU and split paths.
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -15,6 +17,13 @@ use crate::resample::Arithmetic;
 use crate::scheduler::{Decision, Device, Features, GpuState, ModelKey, Placement, Reason};
 use crate::spec::{DType, Pipeline};
 use crate::tensor::Tensor;
+
+/// A file read for its cache digest is handed to the decode when it is at most this big
+/// (the size under which files get no disk path record either: a thumbnail's second read
+/// cost ~10 us of kernel time, a quarter of its whole work).
+const KEEP_READ_MAX: u64 = crate::cache::PATH_RECORD_MIN_BYTES;
+/// ...and while the bytes kept for one call total at most this much.
+const KEEP_READ_TOTAL: u64 = 32 << 20;
 
 /// How long a worker waits for host memory held by other work before its item fails with
 /// `InsufficientNow`. Generous: memory is released as soon as in-flight items finish.
@@ -119,17 +128,30 @@ impl Engine {
             return compute(inputs);
         };
         let start = Instant::now();
-        let keys: Vec<Option<[u8; 32]>> = self.pool.install(|| {
-            inputs
-                .par_iter()
-                .map(|i| {
-                    cache
-                        .digest(i, self.limits.max_input_bytes)
-                        .ok()
-                        .map(|d| crate::cache::ResultCache::key(&d, p))
-                })
-                .collect()
-        });
+        // files read for their digest are decoded from those bytes (not read twice) when
+        // small: up to KEEP_READ_MAX each and KEEP_READ_TOTAL per call, so the bytes held
+        // between the digest and the decode stay bounded
+        let kept_total = AtomicU64::new(0);
+        let (keys, mut kept): (Vec<Option<[u8; 32]>>, Vec<Option<Arc<[u8]>>>) =
+            self.pool.install(|| {
+                inputs
+                    .par_iter()
+                    .map(
+                        |i| match cache.digest_read(i, self.limits.max_input_bytes) {
+                            Ok((d, bytes)) => {
+                                let bytes = bytes.filter(|b| {
+                                    let n = b.len() as u64;
+                                    n <= KEEP_READ_MAX
+                                        && kept_total.fetch_add(n, Ordering::Relaxed) + n
+                                            <= KEEP_READ_TOTAL
+                                });
+                                (Some(crate::cache::ResultCache::key(&d, p)), bytes)
+                            }
+                            Err(_) => (None, None),
+                        },
+                    )
+                    .unzip()
+            });
         // Lookups and stores run on the pool: a disk-tier entry costs ~50-90 us of kernel
         // time (create, write, rename), as much as the whole work for a thumbnail, and a
         // serial loop left the other cores idle (docs/benchmarks.md, cache reliability).
@@ -154,7 +176,17 @@ impl Engine {
             }
         }
         let hits = inputs.len() - todo_idx.len();
-        let todo: Vec<Input> = todo_idx.iter().map(|&i| inputs[i].clone()).collect();
+        let todo: Vec<Input> = todo_idx
+            .iter()
+            .map(|&i| match kept[i].take() {
+                Some(bytes) => Input::Bytes {
+                    name: inputs[i].name(),
+                    bytes,
+                },
+                None => inputs[i].clone(),
+            })
+            .collect();
+        drop(kept);
         let mut out = if todo.is_empty() {
             let d = Decision::fixed(Placement::Cpu, Reason::AllCached);
             BatchOutput {
