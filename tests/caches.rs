@@ -495,13 +495,22 @@ fn an_unusable_cache_directory_runs_without_the_disk_tier() {
 
 /// Measurement, not a check (issue target: a cold run with the disk tier <= 1.3x the run
 /// without it, at 1,000 and 10,000 photos):
-/// `cargo test --release --test caches -- --ignored --nocapture cold_runs`.
+/// `cargo test --release --test caches -- --ignored --nocapture cold_runs` (prefix
+/// `VERIDOC_COLD_SIZES=160x120` for the thumbnails alone).
 #[test]
 #[ignore = "measurement: prints timings"]
 fn cold_runs_with_and_without_the_disk_tier() {
     use std::time::Instant;
     let p = pipeline();
+    // VERIDOC_COLD_SIZES=160x120 runs the thumbnails only (the photos take ~3 minutes)
+    let only = std::env::var("VERIDOC_COLD_SIZES").ok();
     for (w, h) in [(160, 120), (640, 480)] {
+        if only
+            .as_deref()
+            .is_some_and(|o| !o.split(',').any(|x| x == format!("{w}x{h}")))
+        {
+            continue;
+        }
         for n in [1000u32, 10_000] {
             let d = tempfile::tempdir().unwrap();
             let photo = |i: u32| d.path().join(format!("p{i}.jpg"));
