@@ -8,11 +8,23 @@ ImageNet-normalize to float32 NCHW (mean [0.485, 0.456, 0.406], std [0.229, 0.22
 [0, 1] values; the padding is normalized like a black pixel). Each peer spreads the files over a
 multiprocessing Pool(--procs, default 2) of single-threaded workers; the work in each worker is
 everything from reading the file to the normalized float32 array (the array is not sent back).
-  pillow       Image.open; im.draft('RGB', (640, 640)) (JPEG DCT-domain downscale, 1/4 here);
+  pillow       Image.open; im.draft('RGB', (w, h)) for the letterboxed size w x h (JPEG
+               DCT-domain downscale to the smallest scale covering it, 1/4 here);
                convert('RGB'); resize(..., Image.BILINEAR) (antialiased); pad; numpy normalize
   pillow-simd  the same code, run by a second interpreter that has Pillow-SIMD
                (--python-simd, default /work/venv-simd/bin/python when it exists; see
                scripts/setup-peers.sh)
+  pillow-simd-full       Pillow-SIMD, no draft: Image.open; convert('RGB') (full-resolution
+               decode); resize(..., Image.BILINEAR); pad; normalize (what veridoc's
+               `--shrink exact` does)
+  pillow-simd-thumbnail  Pillow-SIMD with Image.thumbnail's reducing gap 2: im.draft('RGB',
+               (2 * w, 2 * h)) for the letterboxed size w x h (the smallest DCT scale that
+               keeps >= 2x the target: 1/2 for 4032x3024 -> 640x480), convert('RGB'),
+               resize(..., Image.BILINEAR); pad; normalize. This is Image.thumbnail((640, 640),
+               Image.BILINEAR) (its default resample is BICUBIC); thumbnail's extra
+               reduce() step only runs when the draft leaves >= 4x the target, never on W1.
+               (veridoc's `--shrink balanced`)
+  (pillow-full and pillow-thumbnail: the same two in upstream Pillow)
   opencv       cv2.imread(path, IMREAD_REDUCED_COLOR_{2,4,8}) with the largest reduction that
                keeps the decode >= the letterboxed size (4 for 4032x3024, read from the JPEG
                header), cv2.resize(INTER_AREA), BGR->RGB (on the small image), pad, normalize;
@@ -28,6 +40,20 @@ per image: stretch to 224x224 and normalize to float32 NCHW, in a single process
   opencv       cv2.resize(a, (224, 224), interpolation=INTER_AREA) + normalize, once with
                cv2.setNumThreads(1) and once with OpenCV's default thread count
 
+Interleaved rounds (--rounds N, W1 only): veridoc's W1 and the peers take turns, round by round,
+so that machine noise hits both alike. Each round runs, for each pair (engine mode, peer) of
+--pairs (default exact:pillow-simd-full,balanced:pillow-simd-thumbnail,fast:pillow-simd), the
+engine command and the peer, the engine first in even rounds and the peer first in odd ones.
+The engine command is `--engine-bin` (default target/release/bench, the `bench` binary of
+veridoc-bench) run as `BIN --workload w1 --device cpu --passes P --shrink MODE --w1-dir DIR
+--json TMP` (its own warm-up pass, then P = --round-passes (3) timed passes of the 24 files on
+all cores, the files read into memory first); a peer's round is a fresh Pool(--procs) with one
+warm-up pass and P timed passes. A round's figure is the best of its P passes (noise from other
+tenants only ever slows a pass down). Reported: per implementation the median (and min-max) of
+the rounds' images/s, and per pair the median of the per-round ratios engine/peer.
+  python3 scripts/peers.py --rounds 5 [--round-passes 3] [--pairs exact:pillow-simd-full,...]
+                           [--engine-bin PATH]
+
 Timing: each peer does 1 warm-up pass, then the best of --passes (3) timed passes; images/s =
 images per pass / best pass time, ms/image = 1000 / images/s (a throughput figure: with 2
 processes it is not one image's latency). A peer whose library is missing is reported as
@@ -36,11 +62,14 @@ the mean |difference| of each peer's first output tensor from Pillow's (normaliz
 
 usage:
   python3 scripts/peers.py [--dir target/w1] [--procs 2] [--passes 3] [--json out.json]
-                           [--python-simd PATH] [--peers pillow,pillow-simd,opencv,pyvips]
+                           [--python-simd PATH] [--peers pillow,pillow-simd,opencv,pyvips,
+                           pillow-simd-full,pillow-simd-thumbnail,pillow-full,pillow-thumbnail]
+  python3 scripts/peers.py --rounds N [--pairs MODE:PEER,...] [--engine-bin PATH] ...
   python3 scripts/peers.py --w2 [--w2-count 24] [--json out.json] ...
 Install the peers with scripts/setup-peers.sh.
 """
 import argparse
+import functools
 import glob
 import json
 import multiprocessing as mp
@@ -62,7 +91,13 @@ BIAS = (-MEAN / STD).astype(np.float32)
 BOX = 640        # W1 letterbox size
 W2_SIZE = 224    # W2 stretch size
 DEFAULT_SIMD = "/work/venv-simd/bin/python"
-W1_PEERS = ["pillow", "pillow-simd", "opencv", "pyvips"]
+W1_PEERS = ["pillow", "pillow-simd", "opencv", "pyvips", "pillow-full", "pillow-thumbnail",
+            "pillow-simd-full", "pillow-simd-thumbnail"]
+# W1 peers that run in the Pillow-SIMD interpreter, and the Pillow code each runs there
+W1_DEFAULT = ["pillow", "pillow-simd", "opencv", "pyvips"]  # run when --peers is not given
+SIMD_PEERS = {"pillow-simd": "pillow", "pillow-simd-full": "pillow-full",
+              "pillow-simd-thumbnail": "pillow-thumbnail"}
+DEFAULT_PAIRS = "exact:pillow-simd-full,balanced:pillow-simd-thumbnail,fast:pillow-simd"
 W2_PEERS = ["pillow", "pillow-simd", "opencv-1thread", "opencv-threads"]
 
 
@@ -119,12 +154,15 @@ def jpeg_size(path):
 
 # ---------------------------------------------------------------- W1 peers (run in workers)
 
-def w1_pillow(path):
+def w1_pillow(path, gap=1):
+    """Pillow's W1: draft to >= gap x the letterboxed size (gap None: no draft, a
+    full-resolution decode), convert, resize BILINEAR, pad, normalize."""
     from PIL import Image
     with Image.open(path) as im:
-        im.draft("RGB", (BOX, BOX))
+        nw, nh = fit_size(*im.size)
+        if gap:
+            im.draft("RGB", (gap * nw, gap * nh))
         im = im.convert("RGB")
-    nw, nh = fit_size(*im.size)
     im = im.resize((nw, nh), Image.BILINEAR)
     return normalize_nchw(pad_centre(np.asarray(im)))
 
@@ -158,7 +196,10 @@ def w1_pyvips(path):
     return normalize_nchw(pad_centre(im.numpy()))
 
 
-W1_FUNCS = {"pillow": w1_pillow, "opencv": w1_opencv, "pyvips": w1_pyvips}
+W1_FUNCS = {"pillow": w1_pillow, "pillow-full": functools.partial(w1_pillow, gap=None),
+            "pillow-thumbnail": functools.partial(w1_pillow, gap=2), "opencv": w1_opencv,
+            "pyvips": w1_pyvips}
+PILLOW_CODES = ("pillow", "pillow-full", "pillow-thumbnail")
 
 
 def worker_init(lib):
@@ -192,7 +233,7 @@ def worker_save(job):
 
 def lib_version(lib):
     """Version string of a peer's library, or raises ImportError."""
-    if lib == "pillow":
+    if lib in PILLOW_CODES:
         import PIL
         from PIL import features
         name = "pillow"
@@ -244,10 +285,10 @@ def run_w1_peer(lib, label, files, procs, passes, check_dir):
     if version is None:
         res["status"] = why
         return res
-    if label == "pillow-simd" and not version.startswith("pillow-simd"):
+    if label in SIMD_PEERS and not version.startswith("pillow-simd"):
         res["status"] = f"not installed (this interpreter has {version})"
         return res
-    if label == "pillow" and version.startswith("pillow-simd"):
+    if label in PILLOW_CODES and version.startswith("pillow-simd"):
         res["status"] = f"skipped: this interpreter has {version}, not upstream Pillow"
         return res
     res["load_before"] = loadavg()
@@ -345,18 +386,18 @@ def run_w2_peer(lib, label, arrays, count, passes, check_dir):
 
 # ---------------------------------------------------------------- driver
 
-def run_simd(a, files, check_dir):
-    """Run the Pillow peer under the Pillow-SIMD interpreter; returns its result dicts."""
-    labels = ["pillow-simd"]
+def run_simd(a, files, check_dir, label="pillow-simd", passes=None):
+    """Run a Pillow peer (`label`, a key of SIMD_PEERS) under the Pillow-SIMD interpreter;
+    returns its result dicts."""
     py = a.python_simd
     if not py or not os.path.exists(py):
-        return [{"peer": "pillow-simd", "version": None,
+        return [{"peer": label, "version": None,
                  "status": f"not installed (no interpreter at {py or DEFAULT_SIMD})"}]
     with tempfile.TemporaryDirectory() as td:
         out = os.path.join(td, "simd.json")
         cmd = [py, os.path.abspath(__file__), "--dir", a.dir, "--procs", str(a.procs),
-               "--passes", str(a.passes), "--w2-count", str(a.w2_count),
-               "--json", out, "--_simd-child"]
+               "--passes", str(passes or a.passes), "--w2-count", str(a.w2_count),
+               "--json", out, "--peers", label, "--_simd-child"]
         if a.w2:
             cmd.append("--w2")
         if check_dir:
@@ -365,9 +406,111 @@ def run_simd(a, files, check_dir):
         if p.returncode != 0 or not os.path.exists(out):
             tail = " ".join(p.stdout.strip().splitlines()[-3:])
             return [{"peer": label, "version": None,
-                     "status": f"failed under {py}: {tail[-300:]}"} for label in labels]
+                     "status": f"failed under {py}: {tail[-300:]}"}]
         with open(out) as f:
             return json.load(f)["results"]
+
+
+def run_peer_once(a, files, peer):
+    """One round of a W1 peer: a fresh pool, one warm-up pass, then the best of
+    --round-passes timed passes."""
+    if peer in SIMD_PEERS:
+        return run_simd(a, files, None, peer, passes=a.round_passes)[0]
+    return run_w1_peer(peer, peer, files, a.procs, a.round_passes, None)
+
+
+def run_engine_once(a, mode):
+    """One round of veridoc's W1 in shrink mode `mode` (see the docstring): a dict with
+    images_per_s, or status."""
+    res = {"peer": f"veridoc {mode}", "version": os.path.basename(a.engine_bin)}
+    if not os.path.exists(a.engine_bin):
+        res["status"] = (f"no engine binary at {a.engine_bin} (cargo build --release "
+                         f"-p veridoc-bench)")
+        return res
+    with tempfile.TemporaryDirectory() as td:
+        out = os.path.join(td, "w1.json")
+        cmd = [a.engine_bin, "--workload", "w1", "--device", "cpu", "--passes",
+               str(a.round_passes),
+               "--shrink", mode, "--w1-dir", a.dir, "--json", out]
+        res["load_before"] = loadavg()
+        p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        res["load_after"] = loadavg()
+        if p.returncode != 0 or not os.path.exists(out):
+            tail = " ".join(p.stdout.strip().splitlines()[-3:])
+            res["status"] = f"failed: {tail[-300:]}"
+            return res
+        with open(out) as f:
+            rows = json.load(f)
+    res["images_per_s"] = rows[0]["best_img_s"]
+    res["status"] = "ok"
+    return res
+
+
+def median(v):
+    v = sorted(v)
+    n = len(v)
+    return None if n == 0 else (v[n // 2] if n % 2 else 0.5 * (v[n // 2 - 1] + v[n // 2]))
+
+
+def interleaved(a, files):
+    """--rounds: engine modes and their peers in alternating order, round by round."""
+    pairs = []
+    for item in a.pairs.split(","):
+        mode, _, peer = item.strip().partition(":")
+        if mode not in ("exact", "balanced", "fast") or peer not in W1_PEERS:
+            raise SystemExit(f"--pairs: bad pair {item!r} (MODE:PEER, MODE exact|balanced|fast,"
+                             f" PEER one of {W1_PEERS})")
+        pairs.append((mode, peer))
+    rates = {}    # implementation -> [images/s per round]
+    ratios = {}   # (mode, peer) -> [engine/peer per round]
+    loads = []
+    versions = {}
+    for r in range(a.rounds):
+        for mode, peer in pairs:
+            order = [("engine", mode), ("peer", peer)]
+            if r % 2:
+                order.reverse()
+            got = {}
+            for kind, what in order:
+                res = run_engine_once(a, what) if kind == "engine" else run_peer_once(a, files,
+                                                                                   what)
+                if res.get("status") != "ok":
+                    raise SystemExit(f"round {r + 1}: {res['peer']}: {res.get('status')}")
+                name = res["peer"]
+                versions[name] = res.get("version")
+                rates.setdefault(name, []).append(res["images_per_s"])
+                loads.append((res.get("load_before"), res.get("load_after")))
+                got[kind] = res["images_per_s"]
+                print(f"  round {r + 1}: {name}: {res['images_per_s']:.1f} images/s "
+                      f"(load {res.get('load_before')}/{res.get('load_after')})",
+                      file=sys.stderr, flush=True)
+            ratios.setdefault((mode, peer), []).append(got["engine"] / got["peer"])
+    title = (f"W1 interleaved: {len(files)} JPEGs from {a.dir} -> {BOX}x{BOX} letterbox + "
+             f"normalize, {a.rounds} rounds of best-of-{a.round_passes} passes, peers "
+             f"Pool({a.procs})")
+    lines = [f"### {title}", "", "| implementation | version | median images/s | min-max |",
+             "| --- | --- | ---: | ---: |"]
+    for name, v in rates.items():
+        lines.append(f"| {name} | {versions.get(name)} | {median(v):.1f} | "
+                     f"{min(v):.1f}-{max(v):.1f} |")
+    lines += ["", "| veridoc mode | peer | median of per-round ratios | min-max |",
+              "| --- | --- | ---: | ---: |"]
+    for (mode, peer), v in ratios.items():
+        lines.append(f"| {mode} | {peer} | {median(v):.2f}x | {min(v):.2f}-{max(v):.2f} |")
+    print("\n".join(lines))
+    la = [x for pair in loads for x in pair if x is not None]
+    print()
+    print(f"host: {platform.machine()}, {os.cpu_count()} CPUs, Python {platform.python_version()}; "
+          f"load average (1 min) over the runs: {min(la, default=0):.2f}-{max(la, default=0):.2f}")
+    if a.json:
+        doc = {"workload": "w1-interleaved", "title": title, "dir": a.dir, "procs": a.procs,
+               "rounds": a.rounds, "engine_bin": a.engine_bin,
+               "rates": rates, "versions": versions,
+               "ratios": {f"{m}:{p}": v for (m, p), v in ratios.items()},
+               "loads": loads}
+        with open(a.json, "w") as f:
+            json.dump(doc, f, indent=1)
+        print(f"wrote {a.json}")
 
 
 def mean_abs_diff(a_path, b_path):
@@ -403,6 +546,16 @@ def main():
     ap.add_argument("--w2-count", type=int, default=24, help="W2 images per pass (default 24)")
     ap.add_argument("--peers", help="comma-separated subset of peers to run")
     ap.add_argument("--no-check", action="store_true", help="skip the output sanity check")
+    ap.add_argument("--rounds", type=int, default=0,
+                    help="W1: interleave veridoc's W1 with the peers for N rounds (docstring)")
+    ap.add_argument("--round-passes", type=int, default=3,
+                    help="with --rounds: timed passes per implementation and round, best kept "
+                    "(default 3)")
+    ap.add_argument("--pairs", default=DEFAULT_PAIRS,
+                    help=f"with --rounds: MODE:PEER pairs (default {DEFAULT_PAIRS})")
+    ap.add_argument("--engine-bin", default="target/release/bench",
+                    help="with --rounds: veridoc-bench's `bench` binary "
+                    "(default target/release/bench)")
     ap.add_argument("--_simd-child", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--_check-dir", help=argparse.SUPPRESS)
     a = ap.parse_args()
@@ -419,15 +572,25 @@ def main():
         if a.w2 and "opencv" in sel:
             sel = [p for p in sel if p != "opencv"] + ["opencv-1thread", "opencv-threads"]
         wanted = [p for p in wanted if p in sel]
+    elif not a.w2:
+        wanted = W1_DEFAULT
 
     if a._simd_child:  # the Pillow-SIMD interpreter: run only the Pillow code, labelled simd
         if a.w2:
             res = [run_w2_peer("pillow", "pillow-simd", w2_load(files), a.w2_count, a.passes,
                                a._check_dir)]
         else:
-            res = [run_w1_peer("pillow", "pillow-simd", files, a.procs, a.passes, a._check_dir)]
+            label = wanted[0] if len(wanted) == 1 else "pillow-simd"
+            res = [run_w1_peer(SIMD_PEERS[label], label, files, a.procs, a.passes,
+                               a._check_dir)]
         with open(a.json, "w") as f:
             json.dump({"results": res}, f)
+        return
+
+    if a.rounds > 0:
+        if a.w2:
+            raise SystemExit("--rounds is for W1")
+        interleaved(a, files)
         return
 
     check_dir = None if a.no_check else tempfile.mkdtemp(prefix="peers-check-")
@@ -450,8 +613,8 @@ def main():
         title = (f"W1: {len(files)} JPEGs from {a.dir} -> {BOX}x{BOX} letterbox + normalize, "
                  f"Pool({a.procs})")
         for peer in wanted:
-            if peer == "pillow-simd":
-                results += run_simd(a, files, check_dir)
+            if peer in SIMD_PEERS:
+                results += run_simd(a, files, check_dir, peer)
             else:
                 results.append(run_w1_peer(peer, peer, files, a.procs, a.passes, check_dir))
             print(f"  {peer}: {results[-1].get('status')}", file=sys.stderr, flush=True)

@@ -370,7 +370,7 @@ pub fn load_covering(bytes: &[u8], side: u32) -> Result<Frame> {
 /// Decodes `bytes`, letting `plan` choose the shrink factor from the header.
 ///
 /// `plan` receives the header and returns the shrink-on-load factor it accepts (1, 2, 4 or
-/// 8; only JPEGs honour it, and only when `opts.exact` is false).
+/// 8; only JPEGs honour it, and only when `opts.shrink` is not [`Shrink::Exact`](crate::Shrink::Exact)).
 ///
 /// # Errors
 /// `InvalidInput` for empty input, `Unsupported` for unknown formats, `Limit` when the
@@ -398,7 +398,11 @@ pub fn load(
                 limits.check(header.width, header.height)?;
                 // The plan always runs: callers reserve memory in it before the decode.
                 let planned = plan(&header)?;
-                let factor = if opts.exact { 1 } else { planned };
+                let factor = if opts.effective_gap().is_none() {
+                    1
+                } else {
+                    planned
+                };
                 return jpeg::decode(bytes, header, factor, limits);
             }
             // CMYK/YCCK: libjpeg cannot convert to RGB; the image crate can.
@@ -849,25 +853,26 @@ mod tests {
     #[test]
     fn jpeg_shrink_on_load() {
         let b = jpeg_bytes(64, 48);
-        let d = load(
-            &b,
-            &DecodeOptions::default(),
-            &DecodeLimits::default(),
-            |h| {
-                assert_eq!((h.width, h.height), (64, 48));
-                Ok(4)
-            },
-        )
+        let fast = DecodeOptions {
+            shrink: crate::Shrink::Fast,
+            ..DecodeOptions::default()
+        };
+        let d = load(&b, &fast, &DecodeLimits::default(), |h| {
+            assert_eq!((h.width, h.height), (64, 48));
+            Ok(4)
+        })
         .unwrap();
         assert_eq!(d.info.shrink, 4);
         assert_eq!(d.info.decoded, (16, 12));
         assert_eq!((d.frame.width(), d.frame.height()), (16, 12));
-        let exact = DecodeOptions {
-            exact: true,
-            ..DecodeOptions::default()
-        };
-        let d = load(&b, &exact, &DecodeLimits::default(), |_| Ok(4)).unwrap();
-        assert_eq!(d.info.shrink, 1, "exact never shrinks");
+        let d = load(
+            &b,
+            &DecodeOptions::default(),
+            &DecodeLimits::default(),
+            |_| Ok(4),
+        )
+        .unwrap();
+        assert_eq!(d.info.shrink, 1, "exact (the default) never shrinks");
     }
 
     #[test]
@@ -1122,16 +1127,16 @@ mod tests {
     fn decode_peak_bounds_what_a_decode_holds() {
         let b = jpeg_bytes(64, 48);
         let mut peak = 0;
-        let d = load(
-            &b,
-            &DecodeOptions::default(),
-            &DecodeLimits::default(),
-            |h| {
-                peak = h.decode_peak(2);
-                Ok(2)
-            },
-        )
+        let fast = DecodeOptions {
+            shrink: crate::Shrink::Fast,
+            ..DecodeOptions::default()
+        };
+        let d = load(&b, &fast, &DecodeLimits::default(), |h| {
+            peak = h.decode_peak(2);
+            Ok(2)
+        })
         .unwrap();
+        assert_eq!(d.info.shrink, 2);
         assert!(peak >= d.frame.as_bytes().len() as u64);
     }
 

@@ -25,8 +25,9 @@
 //! ## How an image flows
 //!
 //! 1. [`decode`]: the format comes from the content; limits are checked from the header
-//!    before any large allocation; JPEGs are decoded at a reduced DCT scale when the pipeline
-//!    downsamples by 2x or more (shrink-on-load, `Pipeline::exact` turns it off); EXIF
+//!    before any large allocation; JPEGs are decoded at full resolution by default, or at a reduced
+//!    DCT scale when the pipeline downsamples by 2x or more and asks for it ([`Shrink`]:
+//!    `balanced` or `fast` shrink-on-load); EXIF
 //!    orientation is applied; alpha is flattened.
 //! 2. [`geometry`]: crop, fit/fill/stretch/shorter-side and letterbox placement, computed
 //!    once per image and shared by both paths.
@@ -114,7 +115,7 @@ pub use progress::{Progress, Stage};
 pub use scheduler::{Decision, Device, Placement, Reason};
 pub use spec::{
     Anchor, ChannelOrder, Crop, DType, DecodeOptions, Filter, Layout, Normalize, Pipeline, Resize,
-    IMAGENET_MEAN, IMAGENET_STD, MAX_OUTPUT_SIDE,
+    Shrink, IMAGENET_MEAN, IMAGENET_STD, MAX_OUTPUT_SIDE,
 };
 pub use tensor::{Tensor, TensorData};
 

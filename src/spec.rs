@@ -3,7 +3,7 @@
 //! A [`Pipeline`] says what to do to every image of a batch, in this fixed order:
 //!
 //! ```text
-//! decode (shrink-on-load unless `decode.exact`) -> EXIF orientation -> crop (region of
+//! decode (shrink-on-load per `decode.shrink`, default none) -> EXIF orientation -> crop (region of
 //! interest) -> resize (stretch | fit | fill | shorter-side, antialiased filter) -> channel
 //! order (rgb | bgr | gray) -> scale to [0,1] and normalize (mean/std) -> layout (nchw | nhwc)
 //! -> dtype (u8 | f32 | f16)
@@ -63,7 +63,8 @@ pub const MAX_OUTPUT_SIDE: u32 = 16384;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Pipeline {
-    /// Decode options. Default: shrink-on-load allowed, white background for alpha.
+    /// Decode options. Default: full-resolution decode ([`Shrink::Exact`]), white background
+    /// for alpha.
     pub decode: DecodeOptions,
     /// Region of interest, in pixels of the EXIF-oriented image, cut before resizing.
     /// Default: none (the whole image).
@@ -102,15 +103,22 @@ impl Default for Pipeline {
 }
 
 /// How inputs are decoded.
+///
+/// In JSON, `shrink` is a name (`"exact"`, `"balanced"`, `"fast"`). Specs written before
+/// [`Shrink`] existed still read: `"exact": true` means [`Shrink::Exact`] and `"exact": false`
+/// means [`Shrink::Fast`] (the default of those versions); giving both `exact` and a
+/// contradicting `shrink` is an error. A spec is always written back with `shrink`.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[serde(try_from = "DecodeOptionsRepr")]
 pub struct DecodeOptions {
-    /// Always decode JPEGs at full resolution (no DCT-domain shrink-on-load). Default: false.
-    pub exact: bool,
-    /// Shrink-on-load keeps the decoded image at least `reducing_gap` times the resize target
-    /// on each axis (Pillow's `reducing_gap`). 1.0 decodes at the smallest DCT scale that still
-    /// covers the target, as Pillow's `draft` and libvips' `thumbnail` do. Default: 1.0.
-    pub reducing_gap: f32,
+    /// Shrink-on-load mode for JPEGs. Default: [`Shrink::Exact`] (full-resolution decode).
+    pub shrink: Shrink,
+    /// Overrides the reducing gap of [`Shrink::Balanced`] (2) or [`Shrink::Fast`] (1): the
+    /// DCT-scaled decode keeps at least `reducing_gap` times the resize target on each axis
+    /// (Pillow's `reducing_gap`), in \[1, 64\]. Ignored by [`Shrink::Exact`]. Default: none
+    /// (the mode's own gap).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reducing_gap: Option<f32>,
     /// Background that transparent pixels are flattened onto, RGB. Default: white.
     pub background: [u8; 3],
 }
@@ -118,10 +126,145 @@ pub struct DecodeOptions {
 impl Default for DecodeOptions {
     fn default() -> Self {
         DecodeOptions {
-            exact: false,
-            reducing_gap: 1.0,
+            shrink: Shrink::Exact,
+            reducing_gap: None,
             background: [255, 255, 255],
         }
+    }
+}
+
+impl DecodeOptions {
+    /// The reducing gap a JPEG decode plans with, or `None` when it must decode at full
+    /// resolution ([`Shrink::Exact`]).
+    pub fn effective_gap(&self) -> Option<f32> {
+        self.shrink
+            .reducing_gap()
+            .map(|g| self.reducing_gap.unwrap_or(g))
+    }
+}
+
+/// The serialized form of [`DecodeOptions`], which also accepts the pre-`shrink` field
+/// `exact`.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct DecodeOptionsRepr {
+    shrink: Option<Shrink>,
+    exact: Option<bool>,
+    reducing_gap: Option<f32>,
+    background: [u8; 3],
+}
+
+impl Default for DecodeOptionsRepr {
+    fn default() -> Self {
+        let d = DecodeOptions::default();
+        DecodeOptionsRepr {
+            shrink: None,
+            exact: None,
+            reducing_gap: d.reducing_gap,
+            background: d.background,
+        }
+    }
+}
+
+impl TryFrom<DecodeOptionsRepr> for DecodeOptions {
+    type Error = String;
+    fn try_from(r: DecodeOptionsRepr) -> std::result::Result<Self, String> {
+        let legacy = r
+            .exact
+            .map(|e| if e { Shrink::Exact } else { Shrink::Fast });
+        let shrink = match (r.shrink, legacy) {
+            (Some(s), Some(l)) if s != l => {
+                return Err(format!(
+                    "decode.exact ({}) contradicts decode.shrink ({}); give shrink alone",
+                    r.exact.unwrap_or_default(),
+                    s.name()
+                ))
+            }
+            (Some(s), _) | (None, Some(s)) => s,
+            (None, None) => Shrink::default(),
+        };
+        Ok(DecodeOptions {
+            shrink,
+            reducing_gap: r.reducing_gap,
+            background: r.background,
+        })
+    }
+}
+
+/// Shrink-on-load: how far a JPEG may be reduced in the DCT domain (libjpeg-turbo's scaled
+/// IDCT, 1/2, 1/4 or 1/8) before the antialiased resize filter runs. Other formats always
+/// decode at full resolution.
+///
+/// The distances below are 8-bit levels from an independent reference: an f64 antialiased
+/// triangle filter (Pillow's `BILINEAR` with its support scaled by the reduction) applied to
+/// the full-resolution decode and rounded, over the content area of a letterbox. "W1" is the
+/// benchmark set (24 x 4032x3024 q90 to 640x640; `cargo test --release --test shrink_quality
+/// -- --ignored`), "photos" are sharp camera JPEGs of 1-2.5 MP to 224 and 640
+/// (`tests/shrink_quality.rs`, asserted); docs/benchmarks.md has the table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum Shrink {
+    /// Decode at full resolution, then filter: within 1 level of the reference (W1: mean
+    /// 0.075, max 1; photos: mean 0.07-0.08, max 1), i.e. of Pillow's `resize(BILINEAR)`.
+    /// The slowest: a 12 MP JPEG's full decode costs about 1.9x the 1/4-scale one.
+    #[default]
+    Exact,
+    /// Decode at the smallest DCT scale that keeps at least twice the target on each axis
+    /// (reducing gap 2, as Pillow's `thumbnail`), then filter. W1 (DCT 1/2): mean 0.19
+    /// (0.17-0.22 per file), max 2-5 per file; photos: mean 0.26-0.36, max 7-27 (Pillow's
+    /// `thumbnail` is as far: the scaled IDCT keeps block-sized errors at sharp edges).
+    Balanced,
+    /// Decode at the smallest DCT scale that still covers the target (reducing gap 1: Pillow's
+    /// `draft`, libvips' `thumbnail`), then filter: the fastest, the least faithful. W1 (DCT
+    /// 1/4): mean 0.42 (0.36-0.59 per file), max 6-16 per file; photos: mean 0.30-1.05,
+    /// max 24-57.
+    Fast,
+}
+
+impl Shrink {
+    /// Every mode, for tests and sweeps.
+    pub const ALL: [Shrink; 3] = [Shrink::Exact, Shrink::Balanced, Shrink::Fast];
+
+    /// Name as used in specs and on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Shrink::Exact => "exact",
+            Shrink::Balanced => "balanced",
+            Shrink::Fast => "fast",
+        }
+    }
+
+    /// The mode's reducing gap: the decoded image stays at least this many times the resize
+    /// target on each axis. `None` for [`Shrink::Exact`] (never shrinks). Balanced's 2 is
+    /// Pillow's `thumbnail` default (`reducing_gap=2.0`); fast's 1 is Pillow's `draft`.
+    pub fn reducing_gap(self) -> Option<f32> {
+        match self {
+            Shrink::Exact => None,
+            Shrink::Balanced => Some(2.0),
+            Shrink::Fast => Some(1.0),
+        }
+    }
+}
+
+impl std::fmt::Display for Shrink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for Shrink {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Shrink::ALL
+            .into_iter()
+            .find(|m| m.name() == s.to_ascii_lowercase())
+            .ok_or_else(|| {
+                Error::spec(
+                    "decode.shrink",
+                    format!("unknown shrink mode {s:?} (exact, balanced, fast)"),
+                )
+            })
     }
 }
 
@@ -460,11 +603,19 @@ impl Pipeline {
         self
     }
 
-    /// Always decode at full resolution.
+    /// Sets the shrink-on-load mode (default [`Shrink::Exact`]).
     #[must_use]
-    pub fn exact(mut self, exact: bool) -> Self {
-        self.decode.exact = exact;
+    pub fn shrink(mut self, shrink: Shrink) -> Self {
+        self.decode.shrink = shrink;
         self
+    }
+
+    /// `true`: [`Shrink::Exact`]; `false`: [`Shrink::Fast`] (the default before the default
+    /// became exact).
+    #[deprecated(note = "use `shrink(Shrink::Exact)` or another `Shrink` mode")]
+    #[must_use]
+    pub fn exact(self, exact: bool) -> Self {
+        self.shrink(if exact { Shrink::Exact } else { Shrink::Fast })
     }
 
     /// Checks every field; the error names the first offending one.
@@ -472,12 +623,13 @@ impl Pipeline {
     /// # Errors
     /// [`ErrorKind::InvalidSpec`](crate::ErrorKind::InvalidSpec) with the field's dotted path.
     pub fn validate(&self) -> Result<()> {
-        let g = self.decode.reducing_gap;
-        if !(g.is_finite() && (1.0..=64.0).contains(&g)) {
-            return Err(Error::spec(
-                "decode.reducing_gap",
-                format!("must be in [1, 64], got {g}"),
-            ));
+        if let Some(g) = self.decode.reducing_gap {
+            if !(g.is_finite() && (1.0..=64.0).contains(&g)) {
+                return Err(Error::spec(
+                    "decode.reducing_gap",
+                    format!("must be in [1, 64], got {g}"),
+                ));
+            }
         }
         if let Some(c) = self.crop {
             if c.width == 0 {
@@ -695,7 +847,8 @@ mod tests {
             base.clone().filter(Filter::Bicubic),
             base.clone().layout(Layout::Nchw),
             base.clone().dtype(DType::F16),
-            base.clone().exact(true),
+            base.clone().shrink(Shrink::Fast),
+            base.clone().shrink(Shrink::Balanced),
             base.clone().channels(ChannelOrder::Bgr),
             base.clone().crop(0, 0, 10, 10),
             base.clone().fill(640, 640),
@@ -711,6 +864,68 @@ mod tests {
             Pipeline::new().stable_hash_hex(),
             Pipeline::default().stable_hash_hex()
         );
+    }
+
+    #[test]
+    fn shrink_modes_and_the_legacy_exact_field() {
+        let d = |json: &str| serde_json::from_str::<DecodeOptions>(json);
+        assert_eq!(DecodeOptions::default().shrink, Shrink::Exact);
+        assert_eq!(d("{}").unwrap(), DecodeOptions::default());
+        for m in Shrink::ALL {
+            let o = d(&format!(r#"{{"shrink": "{m}"}}"#)).unwrap();
+            assert_eq!(o.shrink, m);
+            assert_eq!(m.name().parse::<Shrink>().unwrap(), m);
+            // written back with `shrink`, never `exact`
+            let text = serde_json::to_string(&o).unwrap();
+            assert!(!text.contains("exact\":"), "{text}");
+            assert_eq!(d(&text).unwrap(), o);
+        }
+        // specs written before `shrink`: exact true/false keep their meaning
+        assert_eq!(d(r#"{"exact": true}"#).unwrap().shrink, Shrink::Exact);
+        assert_eq!(d(r#"{"exact": false}"#).unwrap().shrink, Shrink::Fast);
+        assert_eq!(
+            d(r#"{"exact": false, "reducing_gap": 2.0}"#)
+                .unwrap()
+                .effective_gap(),
+            Some(2.0)
+        );
+        assert_eq!(
+            d(r#"{"exact": true, "shrink": "exact"}"#).unwrap().shrink,
+            Shrink::Exact
+        );
+        let e = d(r#"{"exact": true, "shrink": "fast"}"#).unwrap_err();
+        assert!(e.to_string().contains("contradicts"), "{e}");
+        assert!(d(r#"{"shrink": "draft"}"#).is_err());
+        assert!(
+            d(r#"{"shrnk": "fast"}"#).is_err(),
+            "unknown fields are refused"
+        );
+        // the effective gap per mode, and the override
+        assert_eq!(DecodeOptions::default().effective_gap(), None);
+        let p = Pipeline::new().shrink(Shrink::Balanced);
+        assert_eq!(p.decode.effective_gap(), Some(2.0));
+        assert_eq!(
+            Pipeline::new().shrink(Shrink::Fast).decode.effective_gap(),
+            Some(1.0)
+        );
+        let mut q = p.clone();
+        q.decode.reducing_gap = Some(0.5);
+        assert_eq!(field_of(q.validate().unwrap_err()), "decode.reducing_gap");
+        #[allow(deprecated, reason = "the alias is what is tested")]
+        {
+            assert_eq!(Pipeline::new().exact(true).decode.shrink, Shrink::Exact);
+            assert_eq!(Pipeline::new().exact(false).decode.shrink, Shrink::Fast);
+        }
+        let e = "draft".parse::<Shrink>().unwrap_err();
+        assert!(
+            matches!(e.kind(), ErrorKind::InvalidSpec { field, .. } if field == "decode.shrink")
+        );
+        // a whole pipeline from a legacy spec file
+        let p: Pipeline = serde_json::from_str(
+            r#"{"decode": {"exact": true}, "resize": {"mode": "fit", "width": 8, "height": 8}}"#,
+        )
+        .unwrap();
+        assert_eq!(p.decode.shrink, Shrink::Exact);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 mod common;
 
 use common::fixture;
-use veridoc::{DType, Engine, ErrorKind, Frame, Input, Layout, Pipeline};
+use veridoc::{DType, Engine, ErrorKind, Frame, Input, Layout, Pipeline, Shrink};
 
 fn jpeg(w: u32, h: u32) -> Vec<u8> {
     Frame::synthetic(w, h, 3).encode_jpeg(90).expect("jpeg")
@@ -124,10 +124,14 @@ fn shrink_on_load_is_close_to_full_decode() {
     let bytes = jpeg(1024, 768);
     let e = Engine::builder().cpu_threads(2).build().unwrap();
     let p = Pipeline::new().fit(100, 100).dtype(DType::U8);
-    let fast = e.run(&p, &[Input::bytes("a.jpg", bytes.clone())]).unwrap();
-    let exact = e
-        .run(&p.clone().exact(true), &[Input::bytes("a.jpg", bytes)])
+    let fast = e
+        .run(
+            &p.clone().shrink(Shrink::Fast),
+            &[Input::bytes("a.jpg", bytes.clone())],
+        )
         .unwrap();
+    // the default is exact
+    let exact = e.run(&p, &[Input::bytes("a.jpg", bytes)]).unwrap();
     assert_eq!(fast.items[0].decode.unwrap().shrink, 8);
     assert_eq!(exact.items[0].decode.unwrap().shrink, 1);
     let a = fast.items[0]

@@ -8,7 +8,7 @@ use std::time::Duration;
 use veridoc::testing::FakeProbe;
 use veridoc::{
     CancelToken, DevicePolicy, Engine, Frame, Input, Layout, MemoryLimit, Pipeline, PlanRequest,
-    StreamOptions,
+    Shrink, StreamOptions,
 };
 
 fn jpeg(w: u32, h: u32, seed: u32) -> Vec<u8> {
@@ -208,10 +208,13 @@ fn critical_pressure_shrinks_batches_and_pauses_intake() {
 
 #[test]
 fn plan_sizes_batches_from_the_budget() {
+    // shrink-on-load (1/4 for the assumed 12 MP): a full-resolution decode alone needs more
+    // than the 64 MiB budget (`exact_decodes_need_a_bigger_budget` below)
     let p = Pipeline::new()
         .fit(640, 640)
         .imagenet()
-        .layout(Layout::Nchw);
+        .layout(Layout::Nchw)
+        .shrink(Shrink::Fast);
     let req = PlanRequest {
         items: 1000,
         avg_encoded_bytes: 3_000_000,
@@ -233,4 +236,26 @@ fn plan_sizes_batches_from_the_budget() {
         err.kind(),
         veridoc::ErrorKind::Limit(veridoc::LimitError::ExceedsBudget { .. })
     ));
+}
+
+#[test]
+fn exact_decodes_need_a_bigger_budget() {
+    // the default (exact) plans a full-resolution decode: more memory per item than fast
+    let p = Pipeline::new().fit(640, 640).imagenet();
+    let req = PlanRequest {
+        items: 100,
+        avg_encoded_bytes: 3_000_000,
+        avg_pixels: None,
+    };
+    let e = engine(2 << 30);
+    let exact = e.plan(&p, &req).unwrap();
+    let fast = e.plan(&p.clone().shrink(Shrink::Fast), &req).unwrap();
+    assert!(
+        exact.batch_size < fast.batch_size
+            || exact.predicted_peak_bytes > fast.predicted_peak_bytes,
+        "{exact:?} vs {fast:?}"
+    );
+    let shrinks = |r: &[String]| r.iter().any(|x| x.contains("shrink-on-load"));
+    assert!(shrinks(&fast.reasons), "{fast:?}");
+    assert!(!shrinks(&exact.reasons), "{exact:?}");
 }

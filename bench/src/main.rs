@@ -9,6 +9,7 @@
 //! cargo run --release -p veridoc-bench -- --from-json REPORT.json --out DIR  # redraw, no runs
 //! cargo run --release -p veridoc-bench -- --workload w1|w2|g1|sol|sweep|all [--device cpu|gpu|both]
 //!     [--passes N] [--threads N] [--g1-count N] [--json FILE] [--w1-dir DIR]
+//!     [--shrink exact,balanced,fast]
 //! ```
 //!
 //! Suites (`--suite`, comma-separated): `quick` (every suite at small sizes, <= 2 minutes on
@@ -20,12 +21,13 @@
 //!
 //! The named workloads (`--workload`, or `--suite w1|w2|g1|sol|sweep`):
 //! - W1: the JPEGs of `target/w1` (`scripts/gen_w1.py`, 24 x 4032x3024 q90) -> decode ->
-//!   letterbox 640x640 bilinear -> ImageNet-normalized f32 NCHW, all cores.
+//!   letterbox 640x640 bilinear -> ImageNet-normalized f32 NCHW, all cores; one row per
+//!   `--shrink` mode (default exact, balanced, fast).
 //! - W2: decoded 4032x3024 RGB8 frames in memory -> 224x224 bilinear -> normalized f32 NCHW;
 //!   on the CPU also `fast_image_resize`'s resize alone, interleaved pass by pass.
 //! - G1: `--g1-count` (default 64) decoded 4032x3024 RGB8 frames in memory -> 640x480
 //!   antialiased bilinear -> ImageNet f32 NCHW back in host memory.
-//! - sol: shrink-on-load's distance from a full decode on W1.
+//! - sol: the balanced and fast shrink-on-load modes' distance from exact on W1.
 //!
 //! Each named measurement runs through the suites' harness (`veridoc_bench::measure_with`):
 //! one warm-up pass, then `--passes` timed passes; the table shows the best and the median,
@@ -41,7 +43,7 @@ use fast_image_resize as fir;
 use rayon::prelude::*;
 use serde::Serialize;
 use veridoc::verify::{Profile, VerifyOptions};
-use veridoc::{DevicePolicy, Engine, Filter, Frame, Input, Layout, Pipeline};
+use veridoc::{DevicePolicy, Engine, Filter, Frame, Input, Layout, Pipeline, Shrink};
 use veridoc_bench::monitor::MonitorConfig;
 use veridoc_bench::{self as bench, Outcome, RunConfig, Suite, SuiteConfig, Workload};
 
@@ -105,6 +107,10 @@ struct Args {
     /// Frames in the G1 batch.
     #[arg(long, default_value_t = 64)]
     g1_count: usize,
+    /// Shrink-on-load modes W1 is measured in (one row each), comma-separated: exact,
+    /// balanced, fast.
+    #[arg(long, value_delimiter = ',', default_value = "exact,balanced,fast")]
+    shrink: Vec<Shrink>,
     /// Directory of the W1 JPEGs.
     #[arg(long, default_value = "target/w1")]
     w1_dir: PathBuf,
@@ -184,7 +190,7 @@ fn decoded_frames(engine: &Engine, w1: &[Input], n: usize) -> Result<Vec<Frame>,
             .map(|i| Frame::synthetic(4032, 3024, i))
             .collect());
     }
-    let full = Pipeline::new().exact(true);
+    let full = Pipeline::new().shrink(Shrink::Exact);
     w1.iter()
         .take(n)
         .map(|i| {
@@ -622,44 +628,62 @@ fn workloads(a: &Args, workload: &str) -> Result<(), String> {
     };
 
     if want("w1") {
-        let p = Pipeline::new()
-            .fit(640, 640)
-            .imagenet()
-            .layout(Layout::Nchw);
         let mb =
             w1.iter().filter_map(|i| i.encoded_len()).sum::<u64>() as f64 / w1.len() as f64 / 1e6;
-        for (name, e) in &engines {
-            rows.push(measure(e, &p, &w1, a.passes, "W1", name, mb));
+        for &mode in &a.shrink {
+            let p = Pipeline::new()
+                .fit(640, 640)
+                .imagenet()
+                .layout(Layout::Nchw)
+                .shrink(mode);
+            for (name, e) in &engines {
+                rows.push(measure(
+                    e,
+                    &p,
+                    &w1,
+                    a.passes,
+                    &format!("W1 {mode}"),
+                    name,
+                    mb,
+                ));
+            }
         }
     }
     if want("sol") {
+        // each mode's distance from the exact (full-decode) output; the distance from an
+        // independent f64 reference is `tests/shrink_quality.rs` (`--ignored` runs it on W1)
         let e = &engines[0].1;
-        let fast = Pipeline::new().fit(640, 640);
-        let exact = fast.clone().exact(true);
-        let a_out = e.run(&fast, &w1).map_err(|e| e.to_string())?;
-        let b_out = e.run(&exact, &w1).map_err(|e| e.to_string())?;
-        let (mut max, mut sum, mut sq, mut n) = (0f64, 0f64, 0f64, 0usize);
-        for (x, y) in a_out.items.iter().zip(&b_out.items) {
-            let (Ok(x), Ok(y)) = (&x.result, &y.result) else {
-                return Err("W1 item failed".into());
-            };
-            for (p, q) in x.as_bytes().iter().zip(y.as_bytes()) {
-                let d = (*p as f64 - *q as f64).abs();
-                max = max.max(d);
-                sum += d;
-                sq += d * d;
-                n += 1;
+        let base = Pipeline::new().fit(640, 640);
+        let exact = e
+            .run(&base.clone().shrink(Shrink::Exact), &w1)
+            .map_err(|e| e.to_string())?;
+        for mode in [Shrink::Balanced, Shrink::Fast] {
+            let out = e
+                .run(&base.clone().shrink(mode), &w1)
+                .map_err(|e| e.to_string())?;
+            let (mut max, mut sum, mut sq, mut n) = (0f64, 0f64, 0f64, 0usize);
+            for (x, y) in out.items.iter().zip(&exact.items) {
+                let (Ok(x), Ok(y)) = (&x.result, &y.result) else {
+                    return Err("W1 item failed".into());
+                };
+                for (p, q) in x.as_bytes().iter().zip(y.as_bytes()) {
+                    let d = (*p as f64 - *q as f64).abs();
+                    max = max.max(d);
+                    sum += d;
+                    sq += d * d;
+                    n += 1;
+                }
             }
+            let rmse = (sq / n.max(1) as f64).sqrt();
+            println!(
+                "{mode} vs exact (W1, 640x640 fit bilinear, u8): mean abs {:.3} levels ({:.5} in [0,1]), max abs {} levels, RMSE {:.3}, PSNR {:.1} dB",
+                sum / n.max(1) as f64,
+                sum / n.max(1) as f64 / 255.0,
+                max,
+                rmse,
+                20.0 * (255.0 / rmse).log10()
+            );
         }
-        let rmse = (sq / n as f64).sqrt();
-        println!(
-            "shrink-on-load vs full decode (W1, 640x640 fit bilinear, u8): mean abs {:.3} levels ({:.5} in [0,1]), max abs {} levels, RMSE {:.3}, PSNR {:.1} dB",
-            sum / n as f64,
-            sum / n as f64 / 255.0,
-            max,
-            rmse,
-            20.0 * (255.0 / rmse).log10()
-        );
     }
     if want("w2") {
         let frames = decoded_frames(&engines[0].1, &w1, 4)?;
@@ -772,10 +796,12 @@ fn sweep(a: &Args, engines: &[(&str, Engine)], w1: &[Input]) -> Result<Vec<Row>,
             jpeg_inputs(conv, w1, mpx, 8)?
         };
         for &out in &a.sweep_outputs {
+            // fast shrink-on-load, as the sweep's earlier split points were measured with
             let p = Pipeline::new()
                 .fit(out, out)
                 .imagenet()
-                .layout(Layout::Nchw);
+                .layout(Layout::Nchw)
+                .shrink(Shrink::Fast);
             for &n in &a.sweep_batches {
                 let inputs: Vec<Input> = (0..n).map(|i| base[i % base.len()].clone()).collect();
                 // Interleaved rounds (`--passes`, at most 5), each engine timed over >= 0.25 s of back-to-back

@@ -23,7 +23,7 @@ use veridoc::MemoryLimit;
 use veridoc::Placement;
 use veridoc::Result;
 use veridoc::{DevicePolicy, Engine, EngineBuilder, PlanRequest};
-use veridoc::{Layout, Pipeline};
+use veridoc::{Layout, Pipeline, Shrink};
 
 /// A suite of measurements.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -252,11 +252,14 @@ impl SuiteConfig {
         w as u64 * h as u64 <= max && batch <= self.gpu_max_batch
     }
 
+    /// The suites' pipeline. Shrink-on-load is `fast`, the library default before it became
+    /// `exact`, so that reports stay comparable (`--compare`) across that change.
     fn pipeline(&self) -> Pipeline {
         Pipeline::new()
             .fit(self.output, self.output)
             .imagenet()
             .layout(Layout::Nchw)
+            .shrink(Shrink::Fast)
     }
 
     fn builder(&self) -> EngineBuilder {

@@ -17,7 +17,7 @@ use super::shard::Shard;
 use super::{exit, Fatal, Signals};
 use crate::verify::printable;
 use crate::{
-    Anchor, DType, Filter, Frame, Input, Layout, Pipeline, Resize, StreamOptions, Tensor,
+    Anchor, DType, Filter, Frame, Input, Layout, Pipeline, Resize, Shrink, StreamOptions, Tensor,
     IMAGENET_MEAN, IMAGENET_STD,
 };
 
@@ -60,6 +60,17 @@ enum LayoutArg {
     Nhwc,
 }
 
+/// `--shrink`: [`Shrink`]'s modes.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+enum ShrinkArg {
+    /// Full-resolution decode, then the filter: within 1 level of Pillow's resize.
+    Exact,
+    /// JPEG DCT-scaled decode to at least twice the target (Pillow's thumbnail): <= 3 levels.
+    Balanced,
+    /// JPEG DCT-scaled decode to the smallest scale covering the target (Pillow's draft).
+    Fast,
+}
+
 /// `--dtype`.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
 enum DTypeArg {
@@ -94,8 +105,12 @@ pub(super) struct Args {
     /// Per-channel std in [0,1] units, R,G,B. Default: ImageNet's.
     #[arg(long, value_name = "R,G,B")]
     std: Option<String>,
-    /// Always decode JPEGs at full resolution (no shrink-on-load).
-    #[arg(long)]
+    /// JPEG shrink-on-load: exact (full-resolution decode), balanced (decode to at least 2x
+    /// the target, then filter) or fast (smallest DCT scale covering the target).
+    #[arg(long, value_enum, default_value_t = ShrinkArg::Exact)]
+    shrink: ShrinkArg,
+    /// Deprecated: the default now; same as `--shrink exact`.
+    #[arg(long, hide = true, conflicts_with = "shrink")]
     exact: bool,
     /// Output directory (created; in shard mode, shared by every shard).
     #[arg(long, default_value = "out/preprocess", value_name = "DIR")]
@@ -191,7 +206,12 @@ fn pipeline(a: &Args) -> Result<Pipeline, Fatal> {
         .resize(resize)
         .filter(filter)
         .layout(layout)
-        .exact(a.exact);
+        .shrink(match a.shrink {
+            _ if a.exact => Shrink::Exact,
+            ShrinkArg::Exact => Shrink::Exact,
+            ShrinkArg::Balanced => Shrink::Balanced,
+            ShrinkArg::Fast => Shrink::Fast,
+        });
     if dtype != DType::U8 || a.mean.is_some() || a.std.is_some() {
         let mean = match &a.mean {
             Some(s) => parse_triplet(s, "mean")?,

@@ -527,10 +527,9 @@ impl Engine {
         let decoded = decode::load(&bytes, &p.decode, &self.limits, |h| {
             let (w, hh) = h.oriented_size();
             let g = Geometry::plan(w, hh, p)?;
-            let k = if p.decode.exact || h.format != decode::ImageFormat::Jpeg {
-                1
-            } else {
-                g.shrink_factor(p.decode.reducing_gap)
+            let k = match p.decode.effective_gap() {
+                Some(gap) if h.format == decode::ImageFormat::Jpeg => g.shrink_factor(gap),
+                _ => 1,
             };
             let frame = (w.div_ceil(k), hh.div_ceil(k));
             reservation = Some(reserve(

@@ -239,10 +239,9 @@ impl Engine {
         let (w, h) = assumed_size(pixels.max(1.0));
         let g = Geometry::plan(w, h, p)?;
         let decoded = req.avg_encoded_bytes > 0;
-        let k = if decoded && !p.decode.exact {
-            g.shrink_factor(p.decode.reducing_gap)
-        } else {
-            1
+        let k = match p.decode.effective_gap() {
+            Some(gap) if decoded => g.shrink_factor(gap),
+            _ => 1,
         };
         let frame = (w.div_ceil(k), h.div_ceil(k));
         let out_bytes = g.out_pixels() * p.out_channels() as u64 * p.dtype.size() as u64;

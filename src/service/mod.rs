@@ -885,6 +885,7 @@ fn pipeline(params: &[(String, String)]) -> Result<Pipeline, Reply> {
     let mut mode = "fit".to_string();
     let mut dtype = DType::F32;
     let mut layout = crate::Layout::Nchw;
+    let mut shrink = crate::Shrink::default();
     for (k, v) in params {
         match k.as_str() {
             "size" => {
@@ -902,6 +903,11 @@ fn pipeline(params: &[(String, String)]) -> Result<Pipeline, Reply> {
                     "u8" => DType::U8,
                     _ => return Err(bad(k, v, "f32, f16 or u8")),
                 }
+            }
+            "shrink" => {
+                shrink = v
+                    .parse()
+                    .map_err(|_| bad(k, v, "exact, balanced or fast"))?
             }
             "layout" => {
                 layout = match v.as_str() {
@@ -934,7 +940,7 @@ fn pipeline(params: &[(String, String)]) -> Result<Pipeline, Reply> {
         },
         _ => return Err(bad("mode", &mode, "fit, fill, stretch or shorter-side")),
     };
-    let mut p = Pipeline::new().resize(resize).layout(layout);
+    let mut p = Pipeline::new().resize(resize).layout(layout).shrink(shrink);
     if dtype != DType::U8 {
         p = p.normalize(crate::IMAGENET_MEAN, crate::IMAGENET_STD);
     }
@@ -979,5 +985,10 @@ mod tests {
         assert!(p("dtype=f64").is_err());
         assert!(p("mode=crop").is_err());
         assert!(p("colour=red").is_err());
+        let shrink = |q: &str| p(q).map(|p| p.decode.shrink).ok();
+        assert_eq!(shrink(""), Some(crate::Shrink::Exact));
+        assert_eq!(shrink("shrink=balanced"), Some(crate::Shrink::Balanced));
+        assert_eq!(shrink("shrink=fast"), Some(crate::Shrink::Fast));
+        assert!(p("shrink=draft").is_err());
     }
 }

@@ -55,7 +55,7 @@ use crate::landmarks::{FaceNetWeights, EXPRESSION_MODEL, LANDMARK_MODEL};
 use crate::model::ModelSource;
 use crate::plan::ValueLut;
 use crate::scheduler::{Decision, Device, Placement, Reason};
-use crate::spec::{ChannelOrder, DType, DecodeOptions, Layout, Pipeline};
+use crate::spec::{ChannelOrder, DType, DecodeOptions, Layout, Pipeline, Shrink};
 use crate::tensor::Tensor;
 
 use checks::Luma;
@@ -605,7 +605,13 @@ impl<'e> Verifier<'e> {
         let search = &self.opts.profile.detector.search;
         let mut reservation = None;
         let mut wanted = 1;
-        let d = decode::load(&bytes, &DecodeOptions::default(), limits, |h| {
+        // Shrink-on-load stays on here whatever the library default is: the analysis image is
+        // never a user-facing tensor, and `analysis_shrink` below picks the factor itself.
+        let opts = DecodeOptions {
+            shrink: Shrink::Fast,
+            ..DecodeOptions::default()
+        };
+        let d = decode::load(&bytes, &opts, limits, |h| {
             wanted = analysis_shrink(h.oriented_size(), search);
             let factor = if h.format == decode::ImageFormat::Jpeg {
                 wanted

@@ -298,7 +298,8 @@ impl Engine {
     }
 
     /// Preprocesses each input with `pipeline` (a dict or JSON string of veridoc's pipeline
-    /// spec); returns `(batch, errors)`.
+    /// spec, shrink-on-load included: `{"decode": {"shrink": "balanced"}}`); returns
+    /// `(batch, errors)`.
     fn preprocess<'py>(
         &self,
         py: Python<'py>,

@@ -117,7 +117,9 @@ class Engine:
         ``{"resize": {"mode": "stretch", "width": 224, "height": 224}, "dtype": "f32"}``) on
         each input. Returns one stacked ``(N, ...)`` array that owns the engine's buffer (no
         copy into numpy) and, per input, None or the exception describing its failure (its
-        row is zeros).
+        row is zeros). JPEGs decode at full resolution unless the spec asks for
+        shrink-on-load: ``{"decode": {"shrink": "balanced"}}`` (or ``"fast"``; default
+        ``"exact"``, docs/cli.md).
 
         Raises:
             SpecError: invalid pipeline; outputs of different shapes (use a fixed size).
