@@ -187,10 +187,16 @@ impl ResultCache {
     /// The cache key of an input digest under a pipeline (engine version and build
     /// fingerprint included: a rebuilt engine never serves its predecessor's results).
     pub fn key(input_digest: &[u8; 32], p: &Pipeline) -> [u8; 32] {
+        Self::key_with(input_digest, &p.stable_hash())
+    }
+
+    /// [`key`](Self::key) from the pipeline's [`Pipeline::stable_hash`], computed once for a
+    /// batch (it serializes the spec: as much work as a thumbnail's content digest).
+    pub(crate) fn key_with(input_digest: &[u8; 32], pipeline_hash: &[u8; 32]) -> [u8; 32] {
         let mut h = blake3::Hasher::new();
         h.update(b"veridoc.result.v2\0");
         h.update(input_digest);
-        h.update(&p.stable_hash());
+        h.update(pipeline_hash);
         h.update(crate::VERSION.as_bytes());
         h.update(b"\0");
         h.update(crate::BUILD_ID.as_bytes());

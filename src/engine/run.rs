@@ -132,6 +132,7 @@ impl Engine {
         // small: up to KEEP_READ_MAX each and KEEP_READ_TOTAL per call, so the bytes held
         // between the digest and the decode stay bounded
         let kept_total = AtomicU64::new(0);
+        let pipeline_hash = p.stable_hash();
         let (keys, mut kept): (Vec<Option<[u8; 32]>>, Vec<Option<Arc<[u8]>>>) =
             self.pool.install(|| {
                 inputs
@@ -145,7 +146,8 @@ impl Engine {
                                         && kept_total.fetch_add(n, Ordering::Relaxed) + n
                                             <= KEEP_READ_TOTAL
                                 });
-                                (Some(crate::cache::ResultCache::key(&d, p)), bytes)
+                                let key = crate::cache::ResultCache::key_with(&d, &pipeline_hash);
+                                (Some(key), bytes)
                             }
                             Err(_) => (None, None),
                         },
