@@ -778,6 +778,10 @@ impl DiskStore {
             return Err(io(e, "append to", &self.dir.join(&*name)));
         }
         a.len += size;
+        // a precise modification time (the kernel stamps writes with a jiffy-coarse clock):
+        // scans order segments by it, and a later record of a key, or its tombstone, must
+        // come after the earlier one even when both were written within one clock tick
+        let _ = a.file.set_modified(SystemTime::now());
         let name = a.name.clone();
         let old = {
             let mut index = self.lock_index();
@@ -1121,6 +1125,7 @@ impl DiskStore {
                 }
             }
         }
+        // oldest first; the precise modification times set by every write make ties rare
         found.sort();
         // what the old index verified and the read handles it opened carry over
         let (verified, mut handles) = {

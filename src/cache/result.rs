@@ -90,6 +90,9 @@ impl CacheConfig {
     }
 }
 
+/// A content digest, with the file's bytes when they had to be read for it.
+pub(crate) type Digested = ([u8; 32], Option<Arc<[u8]>>);
+
 /// Counters of the result cache, per tier.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
 pub struct ResultCacheStats {
@@ -217,12 +220,8 @@ impl ResultCache {
 
     /// [`digest`](Self::digest), also returning a file's bytes when they had to be read
     /// (the engine decodes them instead of reading the file a second time).
-    pub(crate) fn digest_read(
-        &self,
-        input: &Input,
-        max_bytes: u64,
-    ) -> Result<([u8; 32], Option<Arc<[u8]>>)> {
-        let read = |path: &std::path::Path| -> Result<([u8; 32], Option<Arc<[u8]>>)> {
+    pub(crate) fn digest_read(&self, input: &Input, max_bytes: u64) -> Result<Digested> {
+        let read = |path: &std::path::Path| -> Result<Digested> {
             let bytes = crate::input::read_file(path, max_bytes)?;
             Ok((content_digest(&bytes), Some(bytes)))
         };

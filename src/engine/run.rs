@@ -1,7 +1,6 @@
 //! Running one batch: features, the scheduler's decision, and the CPU, GPU and split paths.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -133,27 +132,26 @@ impl Engine {
         // between the digest and the decode stay bounded
         let kept_total = AtomicU64::new(0);
         let pipeline_hash = p.stable_hash();
-        let (keys, mut kept): (Vec<Option<[u8; 32]>>, Vec<Option<Arc<[u8]>>>) =
-            self.pool.install(|| {
-                inputs
-                    .par_iter()
-                    .map(
-                        |i| match cache.digest_read(i, self.limits.max_input_bytes) {
-                            Ok((d, bytes)) => {
-                                let bytes = bytes.filter(|b| {
-                                    let n = b.len() as u64;
-                                    n <= KEEP_READ_MAX
-                                        && kept_total.fetch_add(n, Ordering::Relaxed) + n
-                                            <= KEEP_READ_TOTAL
-                                });
-                                let key = crate::cache::ResultCache::key_with(&d, &pipeline_hash);
-                                (Some(key), bytes)
-                            }
-                            Err(_) => (None, None),
-                        },
-                    )
-                    .unzip()
-            });
+        let (keys, mut kept): (Vec<Option<[u8; 32]>>, Vec<_>) = self.pool.install(|| {
+            inputs
+                .par_iter()
+                .map(
+                    |i| match cache.digest_read(i, self.limits.max_input_bytes) {
+                        Ok((d, bytes)) => {
+                            let bytes = bytes.filter(|b| {
+                                let n = b.len() as u64;
+                                n <= KEEP_READ_MAX
+                                    && kept_total.fetch_add(n, Ordering::Relaxed) + n
+                                        <= KEEP_READ_TOTAL
+                            });
+                            let key = crate::cache::ResultCache::key_with(&d, &pipeline_hash);
+                            (Some(key), bytes)
+                        }
+                        Err(_) => (None, None),
+                    },
+                )
+                .unzip()
+        });
         // Lookups and stores run on the pool: a disk-tier entry costs ~50-90 us of kernel
         // time (create, write, rename), as much as the whole work for a thumbnail, and a
         // serial loop left the other cores idle (docs/benchmarks.md, cache reliability).
