@@ -6,7 +6,9 @@
 //! entry header (64 bytes): magic "VDOC" | format version u16 | kind u8 | reserved u8
 //!           | created (unix s) u64 | ttl (s, 0 = none) u64 | payload length u64 | checksum [32]
 //!   checksum = XXH3-128("veridoc.disk.v3" | key length u64 | key | header bytes 0..32
-//!           | payload), then 16 zero bytes: the key, kind, timestamps and TTL are covered as
+//!           | payload), then the write time (unix ns u64: which of a key's records or
+//!           tombstones is the latest, whatever segment it is in) and 8 zero bytes: the key,
+//!           kind, timestamps and TTL are covered as
 //!           well as the payload, so an entry renamed to another key's file name, or with its
 //!           header edited, is corrupt. A checksum against accidents (torn or truncated
 //!           writes, bit flips, edits), as ccache checks its entries; keys are content
@@ -472,6 +474,8 @@ struct Scanned {
     off: u64,
     size: u64,
     tombstone: bool,
+    /// Write time (unix ns) from the header.
+    written: u64,
 }
 
 /// Reads a segment's records header by header (payloads are skipped, not read). Stops at
@@ -524,6 +528,7 @@ fn scan_segment(path: &Path) -> Option<(File, u64, Vec<Scanned>)> {
             off,
             size,
             tombstone: head[6] == TOMBSTONE,
+            written: u64_at(&head, 48),
         });
         off += size;
     }
@@ -637,6 +642,12 @@ impl DiskStore {
         header[24..32].copy_from_slice(&(len as u64).to_le_bytes());
         let sum = checksum_parts(key, &header[..32], payload);
         header[32..64].copy_from_slice(&sum);
+        // the write time orders a key's records across segments at scans (a segment's
+        // modification time is jiffy-coarse and says nothing about the records inside)
+        let written = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        header[48..56].copy_from_slice(&written.to_le_bytes());
         header
     }
 
@@ -778,10 +789,6 @@ impl DiskStore {
             return Err(io(e, "append to", &self.dir.join(&*name)));
         }
         a.len += size;
-        // a precise modification time (the kernel stamps writes with a jiffy-coarse clock):
-        // scans order segments by it, and a later record of a key, or its tombstone, must
-        // come after the earlier one even when both were written within one clock tick
-        let _ = a.file.set_modified(SystemTime::now());
         let name = a.name.clone();
         let old = {
             let mut index = self.lock_index();
@@ -874,7 +881,7 @@ impl DiskStore {
         let checked = if framed {
             let entry = &rec[start..];
             self.check_header(entry, kind).and_then(|expires| {
-                if checksum(key, &entry[..32], &entry[HEADER..]) != entry[32..64] {
+                if checksum(key, &entry[..32], &entry[HEADER..])[..16] != entry[32..48] {
                     Err(Miss::Corrupt)
                 } else if expires.is_some_and(|t| self.now_secs() >= t) {
                     Err(Miss::Expired)
@@ -1007,7 +1014,7 @@ impl DiskStore {
                 .ok()
                 .and_then(|m| Version::of(&m, &buf[32..64]));
             let known = version.is_some() && self.lock_memo().peek(key) == version.as_ref();
-            if !known && checksum(key, &buf[..32], &buf[HEADER..]) != buf[32..64] {
+            if !known && checksum(key, &buf[..32], &buf[HEADER..])[..16] != buf[32..48] {
                 Err(Miss::Corrupt)
             } else if expires.is_some_and(|t| self.now_secs() >= t) {
                 Err(Miss::Expired)
@@ -1145,10 +1152,25 @@ impl DiskStore {
         };
         let mut idx = Index::new();
         let mut superseded = Vec::new();
+        // where each key is: its latest entry file (by modification time, set precisely by
+        // the writer) or record or tombstone (by the write time in its header)
+        enum Found {
+            File(String),
+            Record(Scanned, Arc<str>),
+        }
+        let mut candidates: Vec<(u64, usize, Found)> = Vec::new();
         for (modified, name, segment, len) in found {
+            let order = candidates.len();
             if !segment {
                 if let Some(key) = name.strip_suffix(&format!(".{EXT}")) {
-                    idx.insert_file(key, len);
+                    if let Some(prev) = idx.units.put(Unit::File(key.to_string()), len) {
+                        idx.total = idx.total.saturating_sub(prev);
+                    }
+                    idx.total = idx.total.saturating_add(len);
+                    let ns = modified
+                        .duration_since(UNIX_EPOCH)
+                        .map_or(0, |d| d.as_nanos() as u64);
+                    candidates.push((ns, order, Found::File(key.to_string())));
                 }
                 continue;
             }
@@ -1165,21 +1187,42 @@ impl DiskStore {
             };
             let file = handles.remove(&name).unwrap_or_else(|| Arc::new(file));
             idx.add_segment(name.clone(), path, len, Some(file));
-            for r in records {
-                if r.tombstone {
-                    if idx.keys.get(&r.key).is_some_and(|s| s.loc != Loc::File) {
-                        idx.remove_key(&r.key);
-                    }
-                    continue;
+            for (k, r) in records.into_iter().enumerate() {
+                candidates.push((r.written, order + k, Found::Record(r, name.clone())));
+            }
+        }
+        candidates.sort_by_key(|c| (c.0, c.1));
+        for (_, _, c) in candidates {
+            match c {
+                Found::File(key) => {
+                    let size = idx.units.peek(&Unit::File(key.clone())).copied();
+                    idx.keys.insert(
+                        key,
+                        Slot {
+                            size: size.unwrap_or(0),
+                            loc: Loc::File,
+                            verified: false,
+                        },
+                    );
                 }
-                let loc = Loc::Packed {
-                    seg: name.clone(),
-                    off: r.off,
-                };
-                let ok = verified.contains(&(r.key.clone(), loc));
-                if let Some(old) = idx.insert_packed(&r.key, &name, r.off, r.size, ok) {
-                    if old.loc == Loc::File {
-                        superseded.push(r.key);
+                Found::Record(r, seg) => {
+                    let current = idx.keys.get(&r.key).map(|s| s.loc == Loc::File);
+                    if r.tombstone {
+                        // tombstones only ever follow packed records
+                        if current == Some(false) {
+                            idx.keys.remove(&r.key);
+                        }
+                        continue;
+                    }
+                    let loc = Loc::Packed {
+                        seg: seg.clone(),
+                        off: r.off,
+                    };
+                    let ok = verified.contains(&(r.key.clone(), loc));
+                    if let Some(old) = idx.insert_packed(&r.key, &seg, r.off, r.size, ok) {
+                        if old.loc == Loc::File {
+                            superseded.push(r.key);
+                        }
                     }
                 }
             }
@@ -1453,6 +1496,31 @@ mod tests {
         let (again, _) = packed(d.path(), 16 << 20, None);
         assert_eq!(again.get("k5", EntryKind::Result).unwrap(), b"new");
         assert_eq!(again.keys().len(), 102);
+    }
+
+    #[test]
+    fn the_latest_record_of_a_key_wins_whatever_its_segment() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, _) = packed(d.path(), 16 << 20, None);
+        a.put("k", EntryKind::Result, b"old").unwrap();
+        a.put("gone", EntryKind::Result, b"removed below").unwrap();
+        let (b, _) = packed(d.path(), 16 << 20, None);
+        b.put("k", EntryKind::Result, b"new").unwrap();
+        b.remove("gone");
+        // the older writer's segment modified last (as a later append would): segment
+        // modification times do not decide, the records' write times do
+        for seg in files_with(d.path(), SEG_EXT) {
+            let f = File::options().write(true).open(&seg).unwrap();
+            let t = if seg.to_string_lossy().contains(&format!("{:016x}", a.nonce)) {
+                SystemTime::now() + Duration::from_secs(3600)
+            } else {
+                SystemTime::now() - Duration::from_secs(3600)
+            };
+            f.set_modified(t).unwrap();
+        }
+        let (c, _) = packed(d.path(), 16 << 20, None);
+        assert_eq!(c.get("k", EntryKind::Result).unwrap(), b"new");
+        assert_eq!(c.get("gone", EntryKind::Result), Err(Miss::Absent));
     }
 
     #[test]
