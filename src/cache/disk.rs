@@ -102,9 +102,6 @@ const STALE_TEMP: Duration = Duration::from_secs(3600);
 /// File versions remembered as verified, per store. An entry costs ~120 bytes; 4096 covers
 /// a 1 GiB directory of 256 KiB entries, and a forgotten version is simply verified again.
 const VERIFIED_MEMO: usize = 4096;
-/// Entries up to this size are written with one system call (header and payload copied
-/// together; the copy costs less than a second write below this size).
-const ONE_WRITE_MAX: usize = 256 << 10;
 /// How often a put rescans the directory to pick up other processes' entries. A scan of
 /// 10,000 entries took ~15 ms on dev-2c; once a minute keeps that below 0.03% of a run and
 /// bounds how far several writers together can exceed the cap (one minute of their writes).
@@ -675,15 +672,7 @@ impl DiskStore {
             parts.extend_from_slice(payload);
             self.append(key, &parts, true)?;
         } else {
-            let joined;
-            let body = match payload {
-                [one] => *one,
-                _ => {
-                    joined = payload.concat();
-                    &joined[..]
-                }
-            };
-            self.put_file(key, &header, body)?;
+            self.put_file(key, &header, payload, len)?;
         }
         let rescan = self.lock_index().scanned.elapsed() >= RESCAN_EVERY;
         if rescan {
@@ -693,20 +682,22 @@ impl DiskStore {
         Ok(())
     }
 
-    fn put_file(&self, key: &str, header: &[u8; HEADER], payload: &[u8]) -> Result<()> {
+    fn put_file(
+        &self,
+        key: &str,
+        header: &[u8; HEADER],
+        payload: &[&[u8]],
+        len: usize,
+    ) -> Result<()> {
         let tmp = self.temp_path(key);
         self.forget(key);
         let write = || -> std::io::Result<Option<Version>> {
             let mut f = OpenOptions::new().write(true).create_new(true).open(&tmp)?;
-            if payload.len() <= ONE_WRITE_MAX {
-                let mut entry = Vec::with_capacity(HEADER + payload.len());
-                entry.extend_from_slice(header);
-                entry.extend_from_slice(payload);
-                f.write_all(&entry)?;
-            } else {
-                f.write_all(header)?;
-                f.write_all(payload)?;
-            }
+            // header and payload parts in one writev, never joined into one buffer
+            let mut parts: Vec<&[u8]> = Vec::with_capacity(1 + payload.len());
+            parts.push(&header[..]);
+            parts.extend_from_slice(payload);
+            write_parts(&mut f, &parts)?;
             // a precise modification time: kernels stamp writes with a coarse (jiffy) clock,
             // so an in-place edit right after this put still gets a different time, and
             // entries written by several processes keep their order for eviction
@@ -726,8 +717,7 @@ impl DiskStore {
             }
         }
         // a record of the key in a segment is superseded (it stays until its segment goes)
-        self.lock_index()
-            .insert_file(key, (HEADER + payload.len()) as u64);
+        self.lock_index().insert_file(key, (HEADER + len) as u64);
         Ok(())
     }
 
